@@ -1,0 +1,45 @@
+/**
+ * Where nspod keeps things and which external programs it uses. Everything is overridable by
+ * options or environment so tests run isolated side by side:
+ *   NSPOD_ROOT (default /var/lib/nspod)     persistent: images, layers, records, logs
+ *   NSPOD_RUN_ROOT (default /run/nspod)     volatile: pinned namespaces, runtime state, locks
+ *   NSPOD_RUNTIME (default: detected)       runc or crun, by name or path
+ *   NSPOD_CGROUP_PARENT (default nspod)     the cgroup under which every pod's cgroup is made
+ */
+import path from 'node:path';
+
+export interface Paths {
+  root: string;
+  runRoot: string;
+}
+
+export interface Config extends Paths {
+  /** runtime name or absolute path; undefined = detect */
+  runtime?: string;
+  conmon: string;
+  /** path of the pause binary */
+  pause: string;
+  cgroupParent: string;
+}
+
+export interface ConfigOptions {
+  root?: string;
+  runRoot?: string;
+  runtime?: string;
+  cgroupParent?: string;
+}
+
+/** The project directory (where package.json lives), found from this file's location in dist/. */
+export const projectDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+
+export function loadConfig(opts: ConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const runtime = opts.runtime ?? env.NSPOD_RUNTIME;
+  return {
+    root: path.resolve(opts.root ?? env.NSPOD_ROOT ?? '/var/lib/nspod'),
+    runRoot: path.resolve(opts.runRoot ?? env.NSPOD_RUN_ROOT ?? '/run/nspod'),
+    ...(runtime ? { runtime } : {}),
+    conmon: env.NSPOD_CONMON ?? 'conmon',
+    pause: env.NSPOD_PAUSE ?? path.join(projectDir, 'native', 'pause'),
+    cgroupParent: opts.cgroupParent ?? env.NSPOD_CGROUP_PARENT ?? 'nspod',
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * nspod's own model of a pod and its containers. Both front doors convert into it: Kubernetes
+ * `v1.Pod` YAML (spec/kube.ts) and, later, CRI PodSandboxConfig/ContainerConfig. Nothing below
+ * pod/ knows about YAML or gRPC; they all take these types.
+ */
+
+/** How a pod-level namespace is provided. `pod`: the sandbox's; `node`: the host's; `container`: the container's own. */
+export type NamespaceMode = 'pod' | 'container' | 'node';
+
+export interface PodNamespaces {
+  /** pod (sandbox's pinned netns) or node (hostNetwork) */
+  network: 'pod' | 'node';
+  /** pod (sandbox's pinned ipc ns) or node (hostIPC) */
+  ipc: 'pod' | 'node';
+  /** container (default: each its own), pod (shareProcessNamespace) or node (hostPID) */
+  pid: NamespaceMode;
+}
+
+export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
+
+export interface PortSpec {
+  name?: string;
+  containerPort: number;
+  hostPort?: number;
+  hostIP?: string;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+}
+
+export interface EnvVar {
+  name: string;
+  value: string;
+}
+
+/** Resources in base units: bytes and milli-CPUs. */
+export interface ResourceList {
+  memoryBytes?: number;
+  cpuMilli?: number;
+}
+
+export interface Resources {
+  limits: ResourceList;
+  requests: ResourceList;
+}
+
+export interface SecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  privileged: boolean;
+  capabilities: { add: string[]; drop: string[] };
+  readOnlyRootFilesystem: boolean;
+  /** false = set noNewPrivileges (the default is true, as Kubernetes; nspod sets noNewPrivileges unless privileged or this is true) */
+  allowPrivilegeEscalation?: boolean;
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  /** overrides the image's Entrypoint */
+  command?: string[];
+  /** overrides the image's Cmd */
+  args?: string[];
+  env: EnvVar[];
+  workingDir?: string;
+  ports: PortSpec[];
+  resources: Resources;
+  securityContext: SecurityContext;
+  tty: boolean;
+  stdin: boolean;
+}
+
+export interface PodSpec {
+  name: string;
+  namespace: string;
+  /** metadata.uid when given; otherwise generated at creation */
+  uid?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** defaults to the pod name */
+  hostname: string;
+  namespaces: PodNamespaces;
+  restartPolicy: RestartPolicy;
+  terminationGracePeriodSeconds: number;
+  containers: ContainerSpec[];
+}
