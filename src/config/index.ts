@@ -6,7 +6,9 @@
  *   NSPOD_RUNTIME (default: detected)       runc or crun, by name or path
  *   NSPOD_CGROUP_PARENT (default nspod)     the cgroup under which every pod's cgroup is made
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface Paths {
   root: string;
@@ -29,8 +31,12 @@ export interface ConfigOptions {
   cgroupParent?: string;
 }
 
-/** The project directory (where package.json lives), found from this file's location in dist/. */
-export const projectDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+/** The project directory: the nearest ancestor of this file with a package.json (works from dist/ and dist-test/). */
+export const projectDir = ((): string => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 
 export function loadConfig(opts: ConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const runtime = opts.runtime ?? env.NSPOD_RUNTIME;

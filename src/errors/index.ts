@@ -4,12 +4,7 @@
  * Messages are lowercase, without a trailing period, and name the object they speak of.
  */
 export type ErrorCode =
-  | 'NOT_FOUND'
-  | 'ALREADY_EXISTS'
-  | 'INVALID_ARGUMENT'
-  | 'FAILED_PRECONDITION'
-  | 'UNAVAILABLE'
-  | 'INTERNAL';
+  'NOT_FOUND' | 'ALREADY_EXISTS' | 'INVALID_ARGUMENT' | 'FAILED_PRECONDITION' | 'UNAVAILABLE' | 'INTERNAL';
 
 export class NspodError extends Error {
   readonly code: ErrorCode;

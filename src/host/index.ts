@@ -16,6 +16,12 @@ export interface RunOptions {
   allowFailure?: boolean;
   /** inherit stdio (interactive exec); stdout/stderr are then empty */
   inheritStdio?: boolean;
+  /**
+   * Give the child a sync pipe as fd 3 (and `_OCI_SYNCPIPE=3`, conmon's protocol) and resolve
+   * once the child has exited and written its first line there (or closed it). Daemonising
+   * children keep their stdio: it is not waited for.
+   */
+  syncPipe?: boolean;
 }
 
 export interface RunResult {
@@ -23,6 +29,8 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** with `syncPipe`: the first line the child wrote on fd 3 */
+  sync?: string;
 }
 
 export interface Host {
@@ -30,7 +38,10 @@ export interface Host {
 }
 
 function lastLine(s: string): string {
-  const lines = s.trim().split('\n').filter((l) => l.trim() !== '');
+  const lines = s
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   return lines[lines.length - 1] ?? '';
 }
 
@@ -38,10 +49,15 @@ function lastLine(s: string): string {
 export const realHost: Host = {
   run(cmd, args, opts = {}) {
     return new Promise((resolve, reject) => {
+      const env = opts.env ?? process.env;
       const child = spawn(cmd, args, {
-        env: opts.env ?? process.env,
+        env: opts.syncPipe ? { ...env, _OCI_SYNCPIPE: '3' } : env,
         cwd: opts.cwd,
-        stdio: opts.inheritStdio ? 'inherit' : ['pipe', 'pipe', 'pipe'],
+        stdio: opts.inheritStdio
+          ? 'inherit'
+          : opts.syncPipe
+            ? ['pipe', 'pipe', 'pipe', 'pipe']
+            : ['pipe', 'pipe', 'pipe'],
       });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
@@ -53,13 +69,20 @@ export const realHost: Host = {
         if (timer) clearTimeout(timer);
         reject(new NspodError('UNAVAILABLE', `cannot run ${cmd}: ${e.message}`, { cause: e }));
       });
-      child.on('close', (code, signal) => {
+      let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      let sync: string | undefined;
+      let syncDone = !opts.syncPipe;
+      const finish = () => {
+        if (!exited || !syncDone) return;
         if (timer) clearTimeout(timer);
+        const { code, signal } = exited;
+        if (opts.syncPipe) for (const s of child.stdio) s?.destroy();
         const res: RunResult = {
           code: code ?? 128 + (signal ? 9 : 0),
           signal,
           stdout: Buffer.concat(out).toString(),
           stderr: Buffer.concat(err).toString(),
+          ...(sync !== undefined ? { sync } : {}),
         };
         if (res.code !== 0 && !opts.allowFailure) {
           const why = lastLine(res.stderr) || lastLine(res.stdout) || `exit status ${res.code}`;
@@ -67,7 +90,35 @@ export const realHost: Host = {
           return;
         }
         resolve(res);
-      });
+      };
+      if (opts.syncPipe) {
+        const pipe = child.stdio[3] as NodeJS.ReadableStream;
+        let buf = '';
+        pipe.on('data', (b: Buffer) => {
+          buf += b.toString();
+          const nl = buf.indexOf('\n');
+          if (nl >= 0 && !syncDone) {
+            sync = buf.slice(0, nl);
+            syncDone = true;
+            finish();
+          }
+        });
+        pipe.on('end', () => {
+          if (syncDone) return;
+          if (buf) sync = buf;
+          syncDone = true;
+          finish();
+        });
+        child.on('exit', (code, signal) => {
+          exited = { code, signal };
+          finish();
+        });
+      } else {
+        child.on('close', (code, signal) => {
+          exited = { code, signal };
+          finish();
+        });
+      }
       if (child.stdin) {
         if (opts.input !== undefined) child.stdin.end(opts.input);
         else child.stdin.end();

@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+/**
+ * The nspod command. A thin adapter: parse arguments, call the Runtime API, print. Error codes
+ * map to exit statuses here and only here.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { openRuntime } from '../pod/index.js';
+import type { Runtime } from '../pod/index.js';
+import { NspodError, messageOf } from '../errors/index.js';
+import type { ErrorCode } from '../errors/index.js';
+import { projectDir } from '../config/index.js';
+import { registerPodCommands } from './pods.js';
+import { registerImageCommands } from './images.js';
+
+export const EXIT_CODES: Record<ErrorCode, number> = {
+  INTERNAL: 1,
+  INVALID_ARGUMENT: 2,
+  NOT_FOUND: 3,
+  ALREADY_EXISTS: 4,
+  FAILED_PRECONDITION: 5,
+  UNAVAILABLE: 6,
+};
+
+const version = (JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as { version: string })
+  .version;
+
+interface GlobalOptions {
+  root?: string;
+  runRoot?: string;
+  runtime?: string;
+  debug?: boolean;
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('nspod')
+    .description('run Kubernetes pods on one Linux machine: shared namespaces, cgroups, OCI images')
+    .version(version, '-v, --version')
+    .option('--root <dir>', 'persistent state dir (env NSPOD_ROOT, default /var/lib/nspod)')
+    .option('--run-root <dir>', 'volatile state dir (env NSPOD_RUN_ROOT, default /run/nspod)')
+    .option('--runtime <name>', 'OCI runtime: runc, crun or a path (env NSPOD_RUNTIME, default: detected)')
+    .option('--debug', 'print stack traces of errors')
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ nspod play examples/pod.yaml\n  $ nspod inspect pod foo\n  $ nspod exec foo -c sidecar -- wget -qO- localhost\n  $ nspod rm -f foo\n',
+    );
+  let runtime: Promise<Runtime> | undefined;
+  const open = (): Promise<Runtime> => {
+    const g = program.opts<GlobalOptions>();
+    return (runtime ??= openRuntime({
+      ...(g.root ? { root: g.root } : {}),
+      ...(g.runRoot ? { runRoot: g.runRoot } : {}),
+      ...(g.runtime ? { runtime: g.runtime } : {}),
+    }));
+  };
+  registerPodCommands(program, open);
+  registerImageCommands(program, open);
+  program
+    .command('version')
+    .description('print the versions of nspod and of the components it drives')
+    .addHelpText('after', '\nExamples:\n  $ nspod version\n')
+    .action(async () => {
+      const rt = await open();
+      const info = await rt.runtime();
+      const layout = rt.cgroupLayout;
+      console.log(`nspod:    ${version}`);
+      console.log(`runtime:  ${info.name} ${info.version} (${info.path})`);
+      console.log(`cgroups:  v${layout.version}${layout.hybrid ? ' (hybrid)' : ''}`);
+      console.log(`node:     ${process.version}`);
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    const debug = argv.includes('--debug');
+    const code = e instanceof NspodError ? e.code : 'INTERNAL';
+    process.stderr.write(`Error: ${messageOf(e).split('\n')[0]}\n`);
+    if (debug && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);
+    return EXIT_CODES[code];
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,283 @@
+/**
+ * The image store: an OCI image layout at `<root>/images` plus unpacked layers at
+ * `<root>/layers/<diffId hex>`. See index.ts for the vocabulary and lifecycle.
+ */
+import { readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Host } from '../host/index.js';
+import { failedPrecondition, hasErrno, invalidArgument, isNspodError } from '../errors/index.js';
+import { unpackLayer } from '../storage/index.js';
+import { checkDigest, openBlobStore } from './blobs.js';
+import type { PutResult } from './blobs.js';
+import { openCatalog } from './catalog.js';
+import type { ImageRecord } from './catalog.js';
+import { nameOf, openLayout, setName } from './layout.js';
+import { parseReference } from './reference.js';
+import { MediaType, isIndexType } from './types.js';
+import type { Descriptor, ImageConfig, ImageIndex, ImageInfo, ImageManifest } from './types.js';
+import { loadArchive } from './archive-load.js';
+import { saveArchive } from './archive-save.js';
+import { importRootfs } from './import.js';
+import type { ImportOptions } from './import.js';
+
+export interface OpenImageStoreOptions {
+  /** the nspod root: the store is `<root>/images`, unpacked layers `<root>/layers` */
+  root: string;
+  host: Host;
+  /** unreferenced blobs younger than this are kept by GC (someone may be about to index them); default 10 min */
+  gcGraceMs?: number;
+}
+
+export interface CreateImageOptions {
+  /** layer blobs already in the store, bottom-most first */
+  layers: Descriptor[];
+  config: ImageConfig;
+  name?: string;
+}
+
+export interface RemoveOptions {
+  /** remove even when a container uses the image */
+  force?: boolean;
+  /** tells whether a container uses the image (by id) */
+  inUse?: (id: string) => boolean;
+}
+
+export interface RemoveResult {
+  untagged: string[];
+  /** the id of the image when it was deleted (not only untagged) */
+  deleted?: string;
+}
+
+export interface GcResult {
+  blobs: string[];
+  layers: string[];
+}
+
+export interface ImageStore {
+  readonly root: string;
+  readonly host: Host;
+  list(): Promise<ImageInfo[]>;
+  /** by full or short name, id, or unique id prefix (≥ 3 hex); NOT_FOUND `image "x" not found` */
+  resolve(ref: string): Promise<ImageInfo>;
+  config(info: ImageInfo): Promise<ImageConfig>;
+  manifest(info: ImageInfo): Promise<ImageManifest>;
+  /** unpacked layer dirs, bottom-most first; unpacks missing ones (once, even when called concurrently) */
+  layerDirs(info: ImageInfo): Promise<string[]>;
+  loadArchive(file: string): Promise<ImageInfo[]>;
+  importRootfs(tarFile: string, name: string, opts?: ImportOptions): Promise<ImageInfo>;
+  tag(ref: string, newName: string): Promise<void>;
+  remove(ref: string, opts?: RemoveOptions): Promise<RemoveResult>;
+  saveArchive(refs: string[], file: string): Promise<void>;
+  /** writes config + manifest for layers already stored, and names the image */
+  createImage(opts: CreateImageOptions): Promise<ImageInfo>;
+  putBlob(data: AsyncIterable<Buffer> | Buffer | string, expectedDigest?: string): Promise<PutResult>;
+  hasBlob(digest: string): Promise<boolean>;
+  blobPath(digest: string): string;
+  /** deletes blobs and unpacked layers no image references */
+  gc(): Promise<GcResult>;
+  /** runs `fn` holding the store's lock (for put-then-index sequences) */
+  withLock<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** What the archive and import modules use from the store, lock-free (the caller holds the lock). */
+export interface StoreInternals {
+  store: ImageStore;
+  blobs: ReturnType<typeof openBlobStore>;
+  readIndex(): Promise<ImageIndex>;
+  writeIndex(index: ImageIndex): Promise<void>;
+  records(): Promise<ImageRecord[]>;
+  lookup(ref: string): Promise<{ record: ImageRecord; name?: string }>;
+  createImageLocked(opts: CreateImageOptions): Promise<ImageInfo>;
+  infoOfManifest(digest: string): Promise<ImageInfo>;
+}
+
+export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
+  const imagesDir = path.join(opts.root, 'images');
+  const layersDir = path.join(opts.root, 'layers');
+  const graceMs = opts.gcGraceMs ?? 10 * 60_000;
+  const layout = openLayout(imagesDir);
+  const blobs = openBlobStore(imagesDir);
+  const catalog = openCatalog(layout, blobs);
+  const unpacking = new Map<string, Promise<string>>();
+
+  const list = async (): Promise<ImageInfo[]> => (await catalog.records()).map((r) => r.info);
+  const resolve = async (ref: string): Promise<ImageInfo> => (await catalog.lookup(ref)).record.info;
+  const config = (info: ImageInfo): Promise<ImageConfig> => catalog.config(info.id);
+
+  async function infoOfManifest(digest: string): Promise<ImageInfo> {
+    const m = await catalog.manifest(digest);
+    const hit = (await list()).find((i) => i.id === m.config.digest);
+    if (!hit) throw failedPrecondition(`manifest ${digest} is not in the image index`);
+    return hit;
+  }
+
+  async function createImageLocked(o: CreateImageOptions): Promise<ImageInfo> {
+    const name = o.name === undefined ? undefined : parseReference(o.name).full;
+    if (o.config.rootfs.diff_ids.length !== o.layers.length) {
+      throw invalidArgument(
+        `image config lists ${o.config.rootfs.diff_ids.length} diff_ids for ${o.layers.length} layers`,
+      );
+    }
+    for (const l of o.layers) {
+      if (!(await blobs.hasBlob(l.digest))) throw failedPrecondition(`layer blob ${l.digest} is not in the store`);
+    }
+    const cfg = await blobs.putJson(o.config);
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: cfg.digest, size: cfg.size },
+      layers: o.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    };
+    const m = await blobs.putJson(manifest);
+    const desc: Descriptor = { mediaType: MediaType.ociManifest, digest: m.digest, size: m.size };
+    await layout.writeIndex(setName(await layout.readIndex(), desc, name));
+    return infoOfManifest(m.digest);
+  }
+
+  function unpackOne(layer: Descriptor, diffId: string): Promise<string> {
+    const dest = path.join(layersDir, checkDigest(diffId).slice('sha256:'.length));
+    let p = unpacking.get(diffId);
+    if (!p) {
+      p = (async () => {
+        try {
+          await stat(dest);
+          return dest;
+        } catch (e) {
+          if (!hasErrno(e, 'ENOENT')) throw e;
+        }
+        await unpackLayer({
+          blob: blobs.blobPath(layer.digest),
+          mediaType: layer.mediaType,
+          dest,
+          expectedDiffId: diffId,
+          host: opts.host,
+          label: `layer ${layer.digest.slice(0, 19)}…`,
+        });
+        return dest;
+      })().finally(() => unpacking.delete(diffId));
+      unpacking.set(diffId, p);
+    }
+    return p;
+  }
+
+  async function layerDirs(info: ImageInfo): Promise<string[]> {
+    const diffIds = (await config(info)).rootfs?.diff_ids ?? [];
+    if (diffIds.length !== info.layers.length) {
+      throw failedPrecondition(
+        `image ${info.id}: config lists ${diffIds.length} diff_ids but the manifest ${info.layers.length} layers`,
+      );
+    }
+    return Promise.all(info.layers.map((l, i) => unpackOne(l, diffIds[i]!)));
+  }
+
+  async function gcLocked(removed: Set<string>, keepDiffIds: Set<string>): Promise<GcResult> {
+    const index = await layout.readIndex();
+    const reachable = new Set<string>();
+    const needed = new Set(keepDiffIds);
+    const walk = async (d: Descriptor): Promise<void> => {
+      reachable.add(d.digest);
+      if (isIndexType(d.mediaType)) {
+        for (const c of (await blobs.readJson<ImageIndex>(d.digest)).manifests) await walk(c);
+        return;
+      }
+      const m = await catalog.manifest(d.digest);
+      reachable.add(m.config.digest);
+      for (const l of m.layers) reachable.add(l.digest);
+      for (const id of (await catalog.config(m.config.digest)).rootfs?.diff_ids ?? []) needed.add(id);
+    };
+    for (const d of index.manifests) {
+      try {
+        await walk(d);
+      } catch (e) {
+        if (!isNspodError(e, 'NOT_FOUND')) throw e; // a damaged entry: keep what it still reaches
+      }
+    }
+    const result: GcResult = { blobs: [], layers: [] };
+    const blobDir = path.join(imagesDir, 'blobs', 'sha256');
+    for (const f of await readdir(blobDir)) {
+      const digest = `sha256:${f}`;
+      if (!/^[0-9a-f]{64}$/.test(f) || reachable.has(digest)) continue;
+      const age = Date.now() - (await stat(path.join(blobDir, f))).mtimeMs;
+      if (!removed.has(digest) && age < graceMs) continue;
+      await rm(path.join(blobDir, f), { force: true });
+      result.blobs.push(digest);
+    }
+    const layerNames = await readdir(layersDir).catch((e: unknown) => {
+      if (hasErrno(e, 'ENOENT')) return [] as string[];
+      throw e;
+    });
+    for (const f of layerNames) {
+      if (!/^[0-9a-f]{64}$/.test(f) || needed.has(`sha256:${f}`)) continue;
+      await rm(path.join(layersDir, f), { recursive: true, force: true });
+      result.layers.push(`sha256:${f}`);
+    }
+    return result;
+  }
+
+  async function removeLocked(ref: string, o: RemoveOptions): Promise<RemoveResult> {
+    const { record, name } = await catalog.lookup(ref);
+    const info = record.info;
+    const index = await layout.readIndex();
+    if (name !== undefined && info.names.length > 1) {
+      await layout.writeIndex({ ...index, manifests: index.manifests.filter((d) => nameOf(d) !== name) });
+      return { untagged: [name] };
+    }
+    const used = o.inUse?.(info.id) ?? false;
+    if (used && !o.force) {
+      throw failedPrecondition(`image "${ref}" (${info.id.slice(7, 19)}) is in use by a container`);
+    }
+    const removed = new Set<string>([info.id, ...info.layers.map((l) => l.digest)]);
+    const kept: Descriptor[] = [];
+    for (const d of index.manifests) {
+      if (!isIndexType(d.mediaType) && (await catalog.manifest(d.digest)).config.digest === info.id) {
+        removed.add(d.digest);
+      } else {
+        kept.push(d);
+      }
+    }
+    await layout.writeIndex({ ...index, manifests: kept });
+    // a container still running on a force-removed image keeps its unpacked layers
+    await gcLocked(removed, new Set(used ? info.diffIds : []));
+    return { untagged: info.names, deleted: info.id };
+  }
+
+  async function tagLocked(ref: string, newName: string): Promise<void> {
+    const parsed = parseReference(newName);
+    if (parsed.digest !== undefined) throw invalidArgument(`cannot tag with a digest reference "${newName}"`);
+    const { record } = await catalog.lookup(ref);
+    await layout.writeIndex(setName(await layout.readIndex(), record.manifest, parsed.full));
+  }
+
+  const withLock = <T>(fn: () => Promise<T>): Promise<T> => layout.withLock(fn);
+  const store: ImageStore = {
+    root: opts.root,
+    host: opts.host,
+    list,
+    resolve,
+    config,
+    manifest: (info) => catalog.manifest(info.manifestDigest),
+    layerDirs,
+    loadArchive: (file) => withLock(() => loadArchive(internals, file)),
+    importRootfs: (tarFile, name, o) => withLock(() => importRootfs(internals, { tarFile, name, ...o })),
+    tag: (ref, newName) => withLock(() => tagLocked(ref, newName)),
+    remove: (ref, o = {}) => withLock(() => removeLocked(ref, o)),
+    saveArchive: (refs, file) => saveArchive(internals, refs, file),
+    createImage: (o) => withLock(() => createImageLocked(o)),
+    putBlob: (data, expected) => blobs.putBlob(data, expected),
+    hasBlob: (d) => blobs.hasBlob(d),
+    blobPath: (d) => blobs.blobPath(d),
+    gc: () => withLock(() => gcLocked(new Set(), new Set())),
+    withLock,
+  };
+  const internals: StoreInternals = {
+    store,
+    blobs,
+    readIndex: () => layout.readIndex(),
+    writeIndex: (i) => layout.writeIndex(i),
+    records: () => catalog.records(),
+    lookup: (ref) => catalog.lookup(ref),
+    createImageLocked,
+    infoOfManifest,
+  };
+  return store;
+}

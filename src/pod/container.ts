@@ -1,0 +1,135 @@
+/**
+ * One app container of a pod: its overlay rootfs, config.json, and conmon-supervised process.
+ *
+ *   createContainer: rootfs (overlay over the image's layers) ▶ config.json ▶ conmon (runtime create)
+ *   startContainer:  runtime start
+ *   removeContainer: runtime delete ▶ unmount + delete rootfs ▶ delete record   (idempotent)
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Context } from './context.js';
+import type { Rollback } from './rollback.js';
+import type { ContainerRecord, PodRecord } from '../state/index.js';
+import type { ContainerSpec } from '../spec/types.js';
+import type { ImageInfo } from '../image/index.js';
+import { containerCgroupPath, limitsFromResources } from '../cgroups/index.js';
+import { buildConfig, hostBoundingCaps, resolveUser, userSpecFor } from '../oci/index.js';
+import type { OciNamespace } from '../oci/index.js';
+import { startConmon } from '../monitor/index.js';
+import { createRootfs, removeRootfs } from '../storage/index.js';
+import { newId } from '../state/index.js';
+import { hostLimits } from './host-limits.js';
+import { driverFor, stopGracefully } from './driver.js';
+
+export interface ContainerParams {
+  pod: PodRecord;
+  spec: ContainerSpec;
+  image: ImageInfo;
+  layerDirs: string[];
+  warn: (msg: string) => void;
+}
+
+function namespacesFor(pod: PodRecord, cgroupNs: boolean): OciNamespace[] {
+  const ns: OciNamespace[] = [{ type: 'mount' }];
+  const s = pod.spec.namespaces;
+  if (s.pid === 'container') ns.push({ type: 'pid' });
+  else if (s.pid === 'pod') ns.push({ type: 'pid', path: `/proc/${pod.sandbox.pid}/ns/pid` });
+  if (pod.sandbox.namespaces.net) ns.push({ type: 'network', path: pod.sandbox.namespaces.net });
+  if (pod.sandbox.namespaces.uts) ns.push({ type: 'uts', path: pod.sandbox.namespaces.uts });
+  if (pod.sandbox.namespaces.ipc) ns.push({ type: 'ipc', path: pod.sandbox.namespaces.ipc });
+  if (cgroupNs) ns.push({ type: 'cgroup' });
+  return ns;
+}
+
+export async function createContainer(ctx: Context, p: ContainerParams, rb: Rollback): Promise<ContainerRecord> {
+  const id = newId();
+  const { pod, spec } = p;
+  const rootfs = await createRootfs(ctx.host, { root: ctx.config.root, containerId: id, layerDirs: p.layerDirs });
+  rb.push(`remove rootfs of container "${spec.name}"`, () => removeRootfs(ctx.host, ctx.config.root, id));
+
+  const imageConfig = (await ctx.images.config(p.image)).config ?? {};
+  const user = await resolveUser(rootfs.rootfs, userSpecFor(imageConfig.User, spec.securityContext));
+  const cgroupsPath = containerCgroupPath(ctx.config.cgroupParent, pod.id, spec.name);
+  const limits = limitsFromResources(spec.resources);
+  const built = buildConfig({
+    containerName: spec.name,
+    image: imageConfig,
+    container: spec,
+    rootfs: rootfs.rootfs,
+    hostname: pod.spec.hostname,
+    namespaces: namespacesFor(pod, ctx.cgroupLayout.version === 2),
+    cgroupsPath,
+    resources: ctx.cgroups.ociResources(limits),
+    mounts: {
+      hosts: pod.sandbox.files.hosts,
+      resolvConf: pod.sandbox.files.resolvConf,
+      hostname: pod.sandbox.files.hostname,
+      ...(pod.sandbox.shm ? { shm: pod.sandbox.shm } : {}),
+    },
+    user,
+    hostLimits: hostLimits(),
+    terminal: false,
+    availableCaps: hostBoundingCaps(),
+  });
+  for (const w of built.warnings) p.warn(`container "${spec.name}": ${w}`);
+  const bundle = rootfs.dir;
+  await fs.writeFile(path.join(bundle, 'config.json'), JSON.stringify(built.spec, null, 2));
+
+  const rec: ContainerRecord = {
+    id,
+    podId: pod.id,
+    name: spec.name,
+    spec,
+    image: { id: p.image.id, name: p.image.names[0] ?? spec.image },
+    createdAt: new Date().toISOString(),
+    bundle,
+    rootfs: rootfs.rootfs,
+    cgroupPath: cgroupsPath,
+    logPath: path.join(pod.dir, 'logs', `${spec.name}.log`),
+    exitFile: path.join(pod.runDir, 'exits', id),
+    stopSignal: imageConfig.StopSignal ?? 'SIGTERM',
+  };
+  const rt = await ctx.runtime();
+  const started = await startConmon(ctx.host, {
+    conmon: ctx.config.conmon,
+    id,
+    name: `${pod.name}/${spec.name}`,
+    bundle,
+    runtimePath: rt.path,
+    runtimeRoot: ctx.runtimeRoot,
+    logPath: rec.logPath,
+    exitDir: path.dirname(rec.exitFile),
+    pidFile: path.join(pod.runDir, `${id}.pid`),
+    conmonPidFile: path.join(pod.runDir, `${id}.conmon.pid`),
+    socketDir: path.join(pod.runDir, 'sock'),
+  });
+  rb.push(`delete container "${spec.name}"`, async () => (await driverFor(ctx)).delete(id, { force: true }));
+  rec.pid = started.pid;
+  rec.conmonPid = started.conmonPid;
+  await ctx.state.saveContainer(rec);
+  rb.push(`forget container "${spec.name}"`, () => ctx.state.deleteContainer(id));
+  return rec;
+}
+
+export async function startContainer(ctx: Context, rec: ContainerRecord): Promise<ContainerRecord> {
+  await (await driverFor(ctx)).start(rec.id);
+  const updated = { ...rec, startedAt: new Date().toISOString() };
+  await ctx.state.saveContainer(updated);
+  return updated;
+}
+
+export async function stopContainer(ctx: Context, rec: ContainerRecord, timeoutMs: number): Promise<void> {
+  await stopGracefully(ctx, {
+    id: rec.id,
+    exitFile: rec.exitFile,
+    conmonPid: rec.conmonPid,
+    signal: rec.stopSignal,
+    timeoutMs,
+  });
+}
+
+export async function removeContainer(ctx: Context, rec: ContainerRecord): Promise<void> {
+  await (await driverFor(ctx)).delete(rec.id, { force: true });
+  await removeRootfs(ctx.host, ctx.config.root, rec.id);
+  await ctx.state.deleteContainer(rec.id);
+}

@@ -1,0 +1,84 @@
+/**
+ * What `inspect pod` shows, read from the system the way `lsns` and `systemd-cgls` would:
+ * for each namespace type, the inode each process of the pod holds (from /proc/<pid>/ns/<type>),
+ * and the pod's cgroup tree with the limits written in the cgroup files.
+ */
+import { promises as fs } from 'node:fs';
+import type { Runtime } from './runtime.js';
+import type { PodStatus } from './status.js';
+import type { CgroupLimits } from '../cgroups/index.js';
+import { PAUSE_NAME } from './sandbox.js';
+
+export const NAMESPACE_TYPES = ['mnt', 'pid', 'net', 'ipc', 'uts', 'cgroup', 'user'] as const;
+export type NamespaceType = (typeof NAMESPACE_TYPES)[number];
+
+export interface NamespaceRow {
+  type: NamespaceType;
+  inode: number;
+  /** which of the pod's processes (pause, app, sidecar, …) hold it */
+  holders: string[];
+  /** true when it is the host's own (nspod's) namespace */
+  host: boolean;
+}
+
+export interface CgroupNode {
+  name: string;
+  path: string;
+  limits: CgroupLimits;
+  pids: number[];
+  children: CgroupNode[];
+}
+
+export interface PodInspect {
+  pod: PodStatus;
+  hostname: string;
+  namespaces: NamespaceRow[];
+  cgroups: CgroupNode;
+}
+
+export async function nsInode(pid: number | 'self', type: NamespaceType): Promise<number | undefined> {
+  try {
+    const link = await fs.readlink(`/proc/${pid}/ns/${type}`);
+    const m = /\[(\d+)\]/.exec(link);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function inspectPod(rt: Runtime, ref: string, namespace?: string): Promise<PodInspect> {
+  const record = await rt.podRecord(ref, namespace);
+  const pod = await rt.podStatus(record.id);
+  const procs: Array<{ name: string; pid: number }> = [];
+  if (pod.sandboxRunning && pod.sandboxPid) procs.push({ name: 'pause', pid: pod.sandboxPid });
+  for (const c of pod.containers) if (c.state === 'running' && c.pid) procs.push({ name: c.name, pid: c.pid });
+
+  const namespaces: NamespaceRow[] = [];
+  for (const type of NAMESPACE_TYPES) {
+    const hostIno = await nsInode('self', type);
+    const byInode = new Map<number, string[]>();
+    for (const p of procs) {
+      const ino = await nsInode(p.pid, type);
+      if (ino === undefined) continue;
+      byInode.set(ino, [...(byInode.get(ino) ?? []), p.name]);
+    }
+    for (const [inode, holders] of byInode) namespaces.push({ type, inode, holders, host: inode === hostIno });
+  }
+
+  const node = async (name: string, path: string): Promise<CgroupNode> => ({
+    name,
+    path,
+    limits: (await rt.cgroups.exists(path)) ? await rt.cgroups.readLimits(path) : {},
+    pids: (await rt.cgroups.exists(path)) ? await rt.cgroups.procs(path) : [],
+    children: [],
+  });
+  const root = await node(pod.cgroupPath.split('/').pop() ?? pod.cgroupPath, pod.cgroupPath);
+  root.children.push(await node(PAUSE_NAME, record.sandbox.cgroupPath));
+  for (const c of pod.containers) root.children.push(await node(c.name, c.cgroupPath));
+
+  let hostname = record.spec.hostname;
+  try {
+    hostname = (await fs.readFile(record.sandbox.files.hostname, 'utf8')).trim();
+  } catch {}
+  return { pod, hostname, namespaces, cgroups: root };
+}

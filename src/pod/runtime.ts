@@ -1,0 +1,301 @@
+/**
+ * The Runtime API: the one door the CLI, the CRI server and library users go through.
+ *
+ *   playPod   resolve images ▶ unpack layers ▶ sandbox ▶ create each container ▶ start each
+ *   stopPod   containers in reverse start order (stop signal, SIGKILL after the grace period), then pause
+ *   removePod stop if forced ▶ containers ▶ sandbox ▶ records
+ *
+ * Every mutation runs under the state lock. A failure anywhere in playPod unwinds what was made.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '../config/index.js';
+import type { ConfigOptions } from '../config/index.js';
+import { realHost } from '../host/index.js';
+import type { Host } from '../host/index.js';
+import { openState, newId } from '../state/index.js';
+import type { ContainerRecord, PodRecord } from '../state/index.js';
+import { openImageStore, ensureBusyboxImage, parseReference } from '../image/index.js';
+import type { ImageInfo } from '../image/index.js';
+import { detectCgroups, openCgroups } from '../cgroups/index.js';
+import { detectRuntime } from '../oci/index.js';
+import type { RuntimeInfo } from '../oci/index.js';
+import type { PodSpec } from '../spec/types.js';
+import { alreadyExists, failedPrecondition, invalidArgument, isNspodError, notFound } from '../errors/index.js';
+import type { Context } from './context.js';
+import { Rollback } from './rollback.js';
+import { createSandbox, removeSandbox, stopSandbox } from './sandbox.js';
+import { createContainer, removeContainer, startContainer, stopContainer } from './container.js';
+import { containerStatus, podState, processIs } from './status.js';
+import type { ContainerStatus, PodStatus } from './status.js';
+import { driverFor } from './driver.js';
+
+export interface RuntimeOptions extends ConfigOptions {
+  host?: Host;
+  onProgress?: (step: string, detail: string) => void;
+}
+
+export interface PlayOptions {
+  replace?: boolean;
+  /** warnings that don't stop the pod (rlimits clamped, …) */
+  onWarning?: (msg: string) => void;
+}
+
+export interface PlayResult {
+  pod: PodStatus;
+  /** milliseconds per step: images, sandbox, container:<name>, start */
+  timings: Record<string, number>;
+}
+
+const BUSYBOX = 'localhost/busybox:latest';
+
+export async function openRuntime(opts: RuntimeOptions = {}) {
+  const config = loadConfig(opts);
+  const host = opts.host ?? realHost;
+  const state = openState(config);
+  const images = openImageStore({ root: config.root, host });
+  const cgroupLayout = detectCgroups();
+  const cgroups = openCgroups({ layout: cgroupLayout, parent: config.cgroupParent });
+  let rt: Promise<RuntimeInfo> | undefined;
+  const runtimeRoot = path.join(config.runRoot, 'runtime');
+  const ctx: Context = {
+    config,
+    host,
+    state,
+    images,
+    cgroupLayout,
+    cgroups,
+    runtimeRoot,
+    runtime: () =>
+      (rt ??= detectRuntime(host, {
+        ...(config.runtime ? { preferred: config.runtime } : {}),
+        probeDir: path.join(config.runRoot, 'probe'),
+        cacheFile: path.join(config.runRoot, 'runtime.json'),
+        cgroupParent: config.cgroupParent,
+      })),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  };
+
+  async function resolveImage(ref: string, field: string): Promise<ImageInfo> {
+    try {
+      return await images.resolve(ref);
+    } catch (e) {
+      if (!isNspodError(e, 'NOT_FOUND')) throw e;
+      let full: string | undefined;
+      try {
+        full = parseReference(ref).full;
+      } catch {}
+      if (full === BUSYBOX || ref === 'busybox' || ref === 'busybox:latest') {
+        await ensureBusyboxImage(images);
+        return images.resolve(BUSYBOX);
+      }
+      throw notFound(`${field}: image "${ref}" is not in the local store (load it with nspod load or nspod import)`, e);
+    }
+  }
+
+  async function podStatusOf(pod: PodRecord): Promise<PodStatus> {
+    const recs = await state.containers(pod.id);
+    const order = new Map(pod.containerIds.map((id, i) => [id, i]));
+    recs.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
+    const containers = await Promise.all(recs.map((c) => containerStatus(c, pod)));
+    return {
+      id: pod.id,
+      name: pod.name,
+      namespace: pod.namespace,
+      uid: pod.uid,
+      state: podState(pod, containers),
+      createdAt: pod.createdAt,
+      ...(pod.sandbox.pid ? { sandboxPid: pod.sandbox.pid } : {}),
+      sandboxRunning: await processIs(pod.sandbox.conmonPid, 'conmon'),
+      cgroupPath: pod.sandbox.podCgroupPath,
+      containers,
+      labels: pod.spec.labels,
+    };
+  }
+
+  async function stopLocked(pod: PodRecord, timeoutMs: number): Promise<void> {
+    const recs = await state.containers(pod.id);
+    const order = new Map(pod.containerIds.map((id, i) => [id, i]));
+    recs.sort((a, b) => (order.get(b.id) ?? 0) - (order.get(a.id) ?? 0));
+    for (const c of recs) await stopContainer(ctx, c, timeoutMs);
+    await stopSandbox(ctx, pod, Math.min(timeoutMs, 2000));
+    if (!pod.stoppedAt) await state.savePod({ ...pod, stoppedAt: new Date().toISOString() });
+  }
+
+  async function removeLocked(pod: PodRecord, force: boolean): Promise<void> {
+    const status = await podStatusOf(pod);
+    const running = status.containers.filter((c) => c.state === 'running');
+    if (running.length > 0 && !force) {
+      throw failedPrecondition(
+        `pod "${pod.name}" has running containers (${running.map((c) => c.name).join(', ')}): stop it first or use rm -f`,
+      );
+    }
+    await stopLocked(pod, 0);
+    for (const c of await state.containers(pod.id)) await removeContainer(ctx, c);
+    await removeSandbox(ctx, pod);
+    await fs.rm(pod.dir, { recursive: true, force: true });
+    await state.deletePod(pod.id);
+    // The last pod gone: leave no empty nspod cgroup behind (under the lock, so no pod is being made).
+    if ((await state.pods()).length === 0) await cgroups.removeParentIfEmpty();
+  }
+
+  const api = {
+    config,
+    images,
+    cgroupLayout,
+    cgroups,
+    /** The detected OCI runtime (runc or crun). */
+    runtime: () => ctx.runtime(),
+
+    /** Creates and starts a pod. With `replace`, an existing pod of the same name is removed first. */
+    async playPod(spec: PodSpec, o: PlayOptions = {}): Promise<PlayResult> {
+      const warn = o.onWarning ?? (() => undefined);
+      const timings: Record<string, number> = {};
+      let t = performance.now();
+      const lap = (k: string) => {
+        const now = performance.now();
+        timings[k] = now - t;
+        t = now;
+      };
+      // Everything that can fail on bad input is checked before anything is made.
+      const resolved: Array<{ image: ImageInfo; layerDirs: string[] }> = [];
+      for (const [i, c] of spec.containers.entries()) {
+        const image = await resolveImage(c.image, `spec.containers[${i}].image`);
+        resolved.push({ image, layerDirs: await images.layerDirs(image) });
+      }
+      lap('images');
+      await ctx.runtime();
+      return state.withLock(async () => {
+        const existing = (await state.pods()).find((p) => p.name === spec.name && p.namespace === spec.namespace);
+        if (existing) {
+          if (!o.replace)
+            throw alreadyExists(`pod "${spec.name}" already exists in namespace "${spec.namespace}" (use --replace)`);
+          await removeLocked(existing, true);
+          lap('replace');
+        }
+        const id = newId();
+        const pod: PodRecord = {
+          id,
+          name: spec.name,
+          namespace: spec.namespace,
+          uid:
+            spec.uid ??
+            id.slice(0, 8) +
+              '-' +
+              id.slice(8, 12) +
+              '-' +
+              id.slice(12, 16) +
+              '-' +
+              id.slice(16, 20) +
+              '-' +
+              id.slice(20, 32),
+          spec,
+          createdAt: new Date().toISOString(),
+          dir: path.join(config.root, 'pods', id),
+          runDir: path.join(config.runRoot, 'pods', id),
+          sandbox: undefined as unknown as PodRecord['sandbox'],
+          containerIds: [],
+        };
+        const rb = new Rollback();
+        try {
+          await fs.mkdir(pod.dir, { recursive: true, mode: 0o700 });
+          await fs.mkdir(pod.runDir, { recursive: true, mode: 0o700 });
+          rb.push(`remove ${pod.dir}`, () => fs.rm(pod.dir, { recursive: true, force: true }));
+          rb.push(`remove ${pod.runDir}`, () => fs.rm(pod.runDir, { recursive: true, force: true }));
+          pod.sandbox = await createSandbox(ctx, { id, spec, podDir: pod.dir, runDir: pod.runDir }, rb);
+          await state.savePod(pod);
+          rb.push(`forget pod "${spec.name}"`, () => state.deletePod(id));
+          lap('sandbox');
+          const recs: ContainerRecord[] = [];
+          for (const [i, c] of spec.containers.entries()) {
+            const r = resolved[i]!;
+            recs.push(await createContainer(ctx, { pod, spec: c, image: r.image, layerDirs: r.layerDirs, warn }, rb));
+            pod.containerIds.push(recs[recs.length - 1]!.id);
+            lap(`container:${c.name}`);
+          }
+          await state.savePod(pod);
+          for (const r of recs) await startContainer(ctx, r);
+          lap('start');
+          rb.commit();
+        } catch (e) {
+          await rb.unwind(e);
+        }
+        return { pod: await podStatusOf(pod), timings };
+      });
+    },
+
+    async listPods(): Promise<PodStatus[]> {
+      const pods = await state.pods();
+      return Promise.all(pods.map(podStatusOf));
+    },
+
+    async podStatus(ref: string, namespace?: string): Promise<PodStatus> {
+      return podStatusOf(await state.findPod(ref, namespace));
+    },
+
+    async podRecord(ref: string, namespace?: string): Promise<PodRecord> {
+      return state.findPod(ref, namespace);
+    },
+
+    async listContainers(o: { all?: boolean } = {}): Promise<ContainerStatus[]> {
+      const pods = await api.listPods();
+      const all = pods.flatMap((p) => p.containers);
+      return o.all ? all : all.filter((c) => c.state === 'running');
+    },
+
+    /** Stops every container of the pod (reverse order), then its sandbox. */
+    async stopPod(ref: string, o: { timeoutSeconds?: number; namespace?: string } = {}): Promise<PodStatus> {
+      return state.withLock(async () => {
+        const pod = await state.findPod(ref, o.namespace);
+        const secs = o.timeoutSeconds ?? pod.spec.terminationGracePeriodSeconds;
+        if (!Number.isFinite(secs) || secs < 0) throw invalidArgument(`--time: expected seconds >= 0, got ${secs}`);
+        await stopLocked(pod, secs * 1000);
+        return podStatusOf((await state.pod(pod.id)) ?? pod);
+      });
+    },
+
+    /** Removes the pod and everything it made. `force` kills running containers first. */
+    async removePod(ref: string, o: { force?: boolean; namespace?: string } = {}): Promise<void> {
+      await state.withLock(async () => removeLocked(await state.findPod(ref, o.namespace), o.force ?? false));
+    },
+
+    /** Runs a command in a running container of the pod; resolves to its exit code. */
+    async exec(
+      ref: string,
+      o: { container?: string; args: string[]; tty?: boolean; interactive?: boolean; namespace?: string },
+    ): Promise<number> {
+      const pod = await state.findPod(ref, o.namespace);
+      const c = await api.pickContainer(pod, o.container);
+      const st = await containerStatus(c, pod);
+      if (st.state !== 'running')
+        throw failedPrecondition(`container "${c.name}" of pod "${pod.name}" is not running (${st.state})`);
+      if (o.args.length === 0) throw invalidArgument('exec: a command is required after --');
+      return (await driverFor(ctx)).exec(c.id, {
+        args: o.args,
+        tty: o.tty ?? false,
+        interactive: o.interactive ?? false,
+      });
+    },
+
+    /** The container named `name`, or the pod's default container (first one) when unnamed. */
+    async pickContainer(pod: PodRecord, name?: string): Promise<ContainerRecord> {
+      const recs = await state.containers(pod.id);
+      if (name === undefined) {
+        const def = pod.spec.annotations['kubectl.kubernetes.io/default-container'] ?? pod.spec.containers[0]?.name;
+        const c = recs.find((r) => r.name === def) ?? recs[0];
+        if (!c) throw notFound(`pod "${pod.name}" has no containers`);
+        return c;
+      }
+      const c = recs.find((r) => r.name === name);
+      if (!c) {
+        throw notFound(
+          `container "${name}" not found in pod "${pod.name}" (containers: ${recs.map((r) => r.name).join(', ')})`,
+        );
+      }
+      return c;
+    },
+  };
+  return Object.assign(api, { ctx });
+}
+
+export type Runtime = Awaited<ReturnType<typeof openRuntime>>;

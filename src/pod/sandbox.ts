@@ -1,0 +1,172 @@
+/**
+ * The pod sandbox: the pod's cgroup, its pinned net/ipc/uts namespaces, its /dev/shm, its name
+ * files, and the pause container that is PID 1 of the sandbox's pid namespace.
+ *
+ *   createSandbox: cgroup ▶ pin namespaces ▶ shm ▶ name files ▶ pause (conmon + start)
+ *   removeSandbox: the same in reverse; every step is idempotent, so it also cleans up after a
+ *                  crash half-way through create.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Context } from './context.js';
+import type { Rollback } from './rollback.js';
+import type { PodRecord, SandboxRecord } from '../state/index.js';
+import type { ContainerSpec, PodSpec } from '../spec/types.js';
+import { containerCgroupPath, limitsFromResources, podCgroupPath, sumLimits } from '../cgroups/index.js';
+import { pinNamespaces, unpinNamespaces, mountShm, unmountShm, writePodFiles } from '../network/index.js';
+import type { PinnedType } from '../network/index.js';
+import { buildConfig } from '../oci/index.js';
+import { startConmon } from '../monitor/index.js';
+import { hostLimits } from './host-limits.js';
+import { driverFor, stopGracefully } from './driver.js';
+
+export const PAUSE_NAME = '_pause';
+
+async function pauseRootfs(ctx: Context): Promise<string> {
+  const dir = path.join(ctx.config.root, 'pause', 'rootfs');
+  const target = path.join(dir, 'pause');
+  const src = await fs.stat(ctx.config.pause).catch(() => undefined);
+  if (!src) throw new Error(`pause binary ${ctx.config.pause} is missing: run npm run build`);
+  const have = await fs.stat(target).catch(() => undefined);
+  if (!have || have.size !== src.size || have.mtimeMs < src.mtimeMs) {
+    for (const d of ['proc', 'dev', 'sys', 'etc']) await fs.mkdir(path.join(dir, d), { recursive: true });
+    const tmp = `${target}.tmp-${process.pid}`;
+    await fs.copyFile(ctx.config.pause, tmp);
+    await fs.chmod(tmp, 0o755);
+    await fs.rename(tmp, target);
+  }
+  return dir;
+}
+
+function pauseSpec(): ContainerSpec {
+  return {
+    name: PAUSE_NAME,
+    image: '',
+    command: ['/pause'],
+    env: [],
+    ports: [],
+    resources: { limits: {}, requests: {} },
+    securityContext: {
+      privileged: false,
+      capabilities: { add: [], drop: ['ALL'] },
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+    },
+    tty: false,
+    stdin: false,
+  };
+}
+
+export interface SandboxParams {
+  id: string;
+  spec: PodSpec;
+  podDir: string;
+  runDir: string;
+}
+
+/** Creates the sandbox; pushes an undo for every step onto `rb`. */
+export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback): Promise<SandboxRecord> {
+  const { spec } = p;
+  const parent = ctx.config.cgroupParent;
+  const podCg = podCgroupPath(parent, p.id);
+  const limits = sumLimits(spec.containers.map((c) => limitsFromResources(c.resources)));
+  await ctx.cgroups.createPod(podCg, limits);
+  rb.push(`remove cgroup ${podCg}`, () => ctx.cgroups.removePod(podCg));
+
+  const types: PinnedType[] = [];
+  if (spec.namespaces.network === 'pod') types.push('net', 'uts');
+  if (spec.namespaces.ipc === 'pod') types.push('ipc');
+  const nsDir = path.join(p.runDir, 'ns');
+  const pinned = await pinNamespaces(ctx.host, { dir: nsDir, types, hostname: spec.hostname });
+  rb.push(`unpin namespaces in ${nsDir}`, () => unpinNamespaces(ctx.host, pinned));
+
+  let shm: string | undefined;
+  if (spec.namespaces.ipc === 'pod') {
+    shm = await mountShm(ctx.host, path.join(p.runDir, 'shm'));
+    const s = shm;
+    rb.push(`unmount ${s}`, () => unmountShm(ctx.host, s));
+  }
+
+  const files = await writePodFiles({
+    dir: p.podDir,
+    hostname:
+      spec.namespaces.network === 'node'
+        ? (await fs.readFile('/proc/sys/kernel/hostname', 'utf8')).trim()
+        : spec.hostname,
+    hostNetwork: spec.namespaces.network === 'node',
+  });
+
+  const id = `${p.id}-pause`;
+  const bundle = path.join(p.podDir, 'pause');
+  const sandbox: SandboxRecord = {
+    id,
+    bundle,
+    cgroupPath: containerCgroupPath(parent, p.id, PAUSE_NAME),
+    podCgroupPath: podCg,
+    namespaces: pinned,
+    ...(shm ? { shm } : {}),
+    files,
+    exitFile: path.join(p.runDir, 'exits', id),
+    logPath: path.join(p.podDir, 'logs', `${PAUSE_NAME}.log`),
+  };
+
+  const rootfs = await pauseRootfs(ctx);
+  const namespaces: Array<{ type: 'pid' | 'network' | 'ipc' | 'uts' | 'mount'; path?: string }> = [{ type: 'mount' }];
+  if (spec.namespaces.pid !== 'node') namespaces.push({ type: 'pid' });
+  if (pinned.net) namespaces.push({ type: 'network', path: pinned.net });
+  if (pinned.uts) namespaces.push({ type: 'uts', path: pinned.uts });
+  if (pinned.ipc) namespaces.push({ type: 'ipc', path: pinned.ipc });
+  const built = buildConfig({
+    containerName: PAUSE_NAME,
+    image: {},
+    container: pauseSpec(),
+    rootfs,
+    namespaces,
+    cgroupsPath: sandbox.cgroupPath,
+    mounts: {},
+    user: { uid: 65535, gid: 65535, additionalGids: [] },
+    hostLimits: hostLimits(),
+  });
+  await fs.mkdir(bundle, { recursive: true });
+  await fs.writeFile(path.join(bundle, 'config.json'), JSON.stringify(built.spec, null, 2));
+  const rt = await ctx.runtime();
+  const driver = await driverFor(ctx);
+  const started = await startConmon(ctx.host, {
+    conmon: ctx.config.conmon,
+    id,
+    name: `${spec.name}/${PAUSE_NAME}`,
+    bundle,
+    runtimePath: rt.path,
+    runtimeRoot: ctx.runtimeRoot,
+    logPath: sandbox.logPath,
+    exitDir: path.dirname(sandbox.exitFile),
+    pidFile: path.join(p.runDir, `${id}.pid`),
+    conmonPidFile: path.join(p.runDir, `${id}.conmon.pid`),
+    socketDir: path.join(p.runDir, 'sock'),
+  });
+  rb.push(`delete pause container ${id}`, () => driver.delete(id, { force: true }));
+  await driver.start(id);
+  sandbox.pid = started.pid;
+  sandbox.conmonPid = started.conmonPid;
+  return sandbox;
+}
+
+/** Stops the pause container: SIGTERM, then SIGKILL after `timeoutMs`. */
+export async function stopSandbox(ctx: Context, pod: PodRecord, timeoutMs: number): Promise<void> {
+  await stopGracefully(ctx, {
+    id: pod.sandbox.id,
+    exitFile: pod.sandbox.exitFile,
+    conmonPid: pod.sandbox.conmonPid,
+    signal: 'SIGTERM',
+    timeoutMs,
+  });
+}
+
+/** Removes every part of the sandbox that exists. Idempotent. */
+export async function removeSandbox(ctx: Context, pod: PodRecord): Promise<void> {
+  await (await driverFor(ctx)).delete(pod.sandbox.id, { force: true });
+  await unpinNamespaces(ctx.host, pod.sandbox.namespaces);
+  if (pod.sandbox.shm) await unmountShm(ctx.host, pod.sandbox.shm);
+  await ctx.cgroups.removePod(pod.sandbox.podCgroupPath);
+  await fs.rm(pod.runDir, { recursive: true, force: true });
+}

@@ -1,0 +1,117 @@
+/**
+ * Unpacks one layer blob (tar, gzip'd tar) into its own directory, computing the diffId (sha256
+ * of the uncompressed tar) from the same stream. The layer appears at `dest` atomically: it is
+ * written to a sibling temp dir and renamed, and removed whole on any failure.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { realHost } from '../host/index.js';
+import type { Host } from '../host/index.js';
+import { NspodError, hasErrno, internal, invalidArgument, messageOf, unavailable } from '../errors/index.js';
+import { finishLayer, writeEntry } from './entries.js';
+import type { LayerWriter } from './entries.js';
+import { UnsafeEntryError } from './safe-path.js';
+import { TarEntryError, readTar } from './tar-read.js';
+
+export interface UnpackLayerOptions {
+  /** path of the layer blob */
+  blob: string;
+  /** the descriptor's media type; compression is detected from the bytes, this only sharpens errors */
+  mediaType?: string;
+  /** the directory to create; must not exist yet (if it appears meanwhile, the existing one wins) */
+  dest: string;
+  /** when given, a layer whose diffId differs is refused and nothing is left at dest */
+  expectedDiffId?: string;
+  /** runs mknod (whiteouts, devices) and setfattr (opaque dirs); default: the real host */
+  host?: Host;
+  /** how errors name the layer; default: `layer sha256:<first 12 hex of the blob name>…` */
+  label?: string;
+}
+
+export interface UnpackLayerResult {
+  /** `sha256:<hex>` of the uncompressed tar */
+  diffId: string;
+  /** bytes of the uncompressed tar */
+  size: number;
+}
+
+type Compression = 'gzip' | 'zstd' | 'none';
+
+async function sniff(file: string): Promise<Compression> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(buf, 0, 4, 0);
+    if (bytesRead >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) return 'gzip';
+    if (bytesRead === 4 && buf.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+    return 'none';
+  } finally {
+    await fh.close();
+  }
+}
+
+function defaultLabel(blob: string): string {
+  const base = path.basename(blob);
+  return /^[0-9a-f]{64}$/.test(base) ? `layer sha256:${base.slice(0, 12)}…` : `layer ${base}`;
+}
+
+/** Unpacks a layer blob into `dest` (see the module doc). */
+export async function unpackLayer(opts: UnpackLayerOptions): Promise<UnpackLayerResult> {
+  const label = opts.label ?? defaultLabel(opts.blob);
+  let compression: Compression;
+  try {
+    compression = await sniff(opts.blob);
+  } catch (e) {
+    throw hasErrno(e, 'ENOENT') ? invalidArgument(`${label}: blob ${opts.blob} does not exist`, e) : e;
+  }
+  if (compression === 'zstd' || opts.mediaType?.endsWith('+zstd')) {
+    throw unavailable(`${label}: zstd-compressed layers are not supported (this node has no zstd)`);
+  }
+  await mkdir(path.dirname(opts.dest), { recursive: true });
+  const tmp = `${opts.dest}.tmp-${randomBytes(6).toString('hex')}`;
+  await mkdir(tmp, { mode: 0o755 });
+  try {
+    const source = createReadStream(opts.blob);
+    const stream: Readable = compression === 'gzip' ? source.pipe(createGunzip()) : source;
+    if (compression === 'gzip') source.on('error', (e) => stream.destroy(e));
+    const writer: LayerWriter = {
+      root: tmp,
+      host: opts.host ?? realHost,
+      asRoot: process.getuid?.() === 0,
+      dirTimes: [],
+      opaqueDirs: new Set(),
+    };
+    let result: UnpackLayerResult;
+    try {
+      const read = await readTar(stream, (entry) => writeEntry(writer, entry), { label });
+      result = { diffId: read.digest, size: read.size };
+    } catch (e) {
+      throw e instanceof TarEntryError ? explain(e.cause, label, e.entry) : e;
+    }
+    await finishLayer(writer);
+    if (opts.expectedDiffId !== undefined && opts.expectedDiffId !== result.diffId) {
+      throw invalidArgument(`${label}: diffId is ${result.diffId}, expected ${opts.expectedDiffId}`);
+    }
+    try {
+      await rename(tmp, opts.dest);
+    } catch (e) {
+      // someone else unpacked the same layer meanwhile: theirs is as good as ours
+      if (!hasErrno(e, 'ENOTEMPTY') && !hasErrno(e, 'EEXIST')) throw e;
+      await rm(tmp, { recursive: true, force: true });
+    }
+    return result;
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function explain(e: unknown, label: string, entry: string): NspodError {
+  if (e instanceof NspodError) return e;
+  if (e instanceof UnsafeEntryError) return invalidArgument(`${label}: entry "${entry}" ${e.detail}`);
+  return internal(`${label}: cannot write entry "${entry}": ${messageOf(e)}`, e);
+}
