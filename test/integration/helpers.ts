@@ -4,7 +4,7 @@
  * the mount table) rather than nspod's reports.
  */
 import { spawn } from 'node:child_process';
-import { promises as fs, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { promises as fs, readFileSync, readlinkSync, existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -132,7 +132,7 @@ export function cgroupPids(dir: string): number[] {
 }
 
 export function nsInode(pid: number | 'self', type: string): number {
-  const link = readFileSync(`/proc/${pid}/ns/${type}`, 'utf8').toString();
+  const link = readlinkSync(`/proc/${pid}/ns/${type}`);
   return Number(/\[(\d+)\]/.exec(link)?.[1]);
 }
 

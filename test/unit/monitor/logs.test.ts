@@ -60,8 +60,8 @@ describe('CRI log format', () => {
         onEntry: (e) => seen.push(e.line),
         done: async () => finished,
       });
-      await appendFile(f, 't1 stdout F one\nt2 stdout P tw');
-      await appendFile(f, 't3 stdout F o\n');
+      await appendFile(f, 't1 stdout F one\nt2 stdout P tw\nt3 stdout F');
+      await appendFile(f, 'o\n');
       finished = true;
       await p;
       assert.deepEqual(seen, ['one', 'two']);
