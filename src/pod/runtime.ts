@@ -20,7 +20,7 @@ import type { ImageInfo } from '../image/index.js';
 import { detectCgroups, openCgroups } from '../cgroups/index.js';
 import { detectRuntime } from '../oci/index.js';
 import type { RuntimeInfo } from '../oci/index.js';
-import type { PodSpec } from '../spec/types.js';
+import type { ContainerSpec, PodSpec } from '../spec/types.js';
 import { alreadyExists, failedPrecondition, invalidArgument, isNspodError, notFound } from '../errors/index.js';
 import type { Context } from './context.js';
 import { Rollback } from './rollback.js';
@@ -48,6 +48,16 @@ export interface PlayResult {
 }
 
 const BUSYBOX = 'localhost/busybox:latest';
+
+interface PreparedImage {
+  image: ImageInfo;
+  layerDirs: string[];
+}
+
+/** A UUID-shaped uid from a hex id, for pods whose YAML gives none. */
+function uuidFrom(id: string): string {
+  return [id.slice(0, 8), id.slice(8, 12), id.slice(12, 16), id.slice(16, 20), id.slice(20, 32)].join('-');
+}
 
 export async function openRuntime(opts: RuntimeOptions = {}) {
   const config = loadConfig(opts);
@@ -139,6 +149,80 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     if ((await state.pods()).length === 0) await cgroups.removeParentIfEmpty();
   }
 
+  async function findByName(spec: PodSpec): Promise<PodRecord | undefined> {
+    return (await state.pods()).find((p) => p.name === spec.name && p.namespace === spec.namespace);
+  }
+
+  async function findContainer(ref: string): Promise<{ pod: PodRecord; rec: ContainerRecord }> {
+    let rec: ContainerRecord | undefined;
+    const slash = ref.indexOf('/');
+    if (slash > 0) {
+      const pod = await state.findPod(ref.slice(0, slash));
+      rec = (await state.containers(pod.id)).find((c) => c.name === ref.slice(slash + 1));
+    } else {
+      rec = await state.container(ref);
+      if (!rec && ref.length >= 3) {
+        const matches = (await state.containers()).filter((c) => c.id.startsWith(ref));
+        if (matches.length === 1) rec = matches[0];
+      }
+    }
+    if (!rec) throw notFound(`container "${ref}" not found`);
+    const pod = await state.pod(rec.podId);
+    if (!pod) throw notFound(`pod ${rec.podId} of container "${ref}" not found`);
+    return { pod, rec };
+  }
+
+  async function prepareImage(ref: string, field: string): Promise<PreparedImage> {
+    const image = await resolveImage(ref, field);
+    return { image, layerDirs: await images.layerDirs(image) };
+  }
+
+  async function createSandboxLocked(spec: PodSpec, rb: Rollback): Promise<PodRecord> {
+    const id = newId();
+    const pod: PodRecord = {
+      id,
+      name: spec.name,
+      namespace: spec.namespace,
+      uid: spec.uid ?? uuidFrom(id),
+      spec,
+      createdAt: new Date().toISOString(),
+      dir: path.join(config.root, 'pods', id),
+      runDir: path.join(config.runRoot, 'pods', id),
+      sandbox: undefined as unknown as PodRecord['sandbox'],
+      containerIds: [],
+    };
+    await fs.mkdir(pod.dir, { recursive: true, mode: 0o700 });
+    rb.push(`remove ${pod.dir}`, () => fs.rm(pod.dir, { recursive: true, force: true }));
+    await fs.mkdir(pod.runDir, { recursive: true, mode: 0o700 });
+    rb.push(`remove ${pod.runDir}`, () => fs.rm(pod.runDir, { recursive: true, force: true }));
+    pod.sandbox = await createSandbox(ctx, { id, spec, podDir: pod.dir, runDir: pod.runDir }, rb);
+    await state.savePod(pod);
+    rb.push(`forget pod "${spec.name}"`, () => state.deletePod(id));
+    return pod;
+  }
+
+  /** Creates a container in `pod` and records it in the pod (mutates `pod.containerIds`). */
+  async function createContainerLocked(
+    pod: PodRecord,
+    c: ContainerSpec,
+    prepared: PreparedImage,
+    warn: (msg: string) => void,
+    rb: Rollback,
+  ): Promise<ContainerRecord> {
+    const rec = await createContainer(
+      ctx,
+      { pod, spec: c, image: prepared.image, layerDirs: prepared.layerDirs, warn },
+      rb,
+    );
+    pod.containerIds.push(rec.id);
+    await state.savePod(pod);
+    rb.push(`drop container "${c.name}" from pod "${pod.name}"`, async () => {
+      pod.containerIds = pod.containerIds.filter((id) => id !== rec.id);
+      if (await state.pod(pod.id)) await state.savePod(pod);
+    });
+    return rec;
+  }
+
   const api = {
     config,
     images,
@@ -147,7 +231,10 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     /** The detected OCI runtime (runc or crun). */
     runtime: () => ctx.runtime(),
 
-    /** Creates and starts a pod. With `replace`, an existing pod of the same name is removed first. */
+    /**
+     * Creates and starts a pod: sandbox, then every container, then starts them in order. With
+     * `replace`, an existing pod of the same name is removed first. All or nothing.
+     */
     async playPod(spec: PodSpec, o: PlayOptions = {}): Promise<PlayResult> {
       const warn = o.onWarning ?? (() => undefined);
       const timings: Record<string, number> = {};
@@ -158,70 +245,126 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
         t = now;
       };
       // Everything that can fail on bad input is checked before anything is made.
-      const resolved: Array<{ image: ImageInfo; layerDirs: string[] }> = [];
-      for (const [i, c] of spec.containers.entries()) {
-        const image = await resolveImage(c.image, `spec.containers[${i}].image`);
-        resolved.push({ image, layerDirs: await images.layerDirs(image) });
-      }
+      const resolved = await Promise.all(
+        spec.containers.map((c, i) => prepareImage(c.image, `spec.containers[${i}].image`)),
+      );
       lap('images');
       await ctx.runtime();
       return state.withLock(async () => {
-        const existing = (await state.pods()).find((p) => p.name === spec.name && p.namespace === spec.namespace);
+        const existing = await findByName(spec);
         if (existing) {
           if (!o.replace)
             throw alreadyExists(`pod "${spec.name}" already exists in namespace "${spec.namespace}" (use --replace)`);
           await removeLocked(existing, true);
           lap('replace');
         }
-        const id = newId();
-        const pod: PodRecord = {
-          id,
-          name: spec.name,
-          namespace: spec.namespace,
-          uid:
-            spec.uid ??
-            id.slice(0, 8) +
-              '-' +
-              id.slice(8, 12) +
-              '-' +
-              id.slice(12, 16) +
-              '-' +
-              id.slice(16, 20) +
-              '-' +
-              id.slice(20, 32),
-          spec,
-          createdAt: new Date().toISOString(),
-          dir: path.join(config.root, 'pods', id),
-          runDir: path.join(config.runRoot, 'pods', id),
-          sandbox: undefined as unknown as PodRecord['sandbox'],
-          containerIds: [],
-        };
         const rb = new Rollback();
         try {
-          await fs.mkdir(pod.dir, { recursive: true, mode: 0o700 });
-          await fs.mkdir(pod.runDir, { recursive: true, mode: 0o700 });
-          rb.push(`remove ${pod.dir}`, () => fs.rm(pod.dir, { recursive: true, force: true }));
-          rb.push(`remove ${pod.runDir}`, () => fs.rm(pod.runDir, { recursive: true, force: true }));
-          pod.sandbox = await createSandbox(ctx, { id, spec, podDir: pod.dir, runDir: pod.runDir }, rb);
-          await state.savePod(pod);
-          rb.push(`forget pod "${spec.name}"`, () => state.deletePod(id));
+          const pod = await createSandboxLocked(spec, rb);
           lap('sandbox');
           const recs: ContainerRecord[] = [];
           for (const [i, c] of spec.containers.entries()) {
-            const r = resolved[i]!;
-            recs.push(await createContainer(ctx, { pod, spec: c, image: r.image, layerDirs: r.layerDirs, warn }, rb));
-            pod.containerIds.push(recs[recs.length - 1]!.id);
+            recs.push(await createContainerLocked(pod, c, resolved[i]!, warn, rb));
             lap(`container:${c.name}`);
           }
-          await state.savePod(pod);
           for (const r of recs) await startContainer(ctx, r);
           lap('start');
           rb.commit();
+          return { pod: await podStatusOf(pod), timings };
         } catch (e) {
-          await rb.unwind(e);
+          return rb.unwind(e);
         }
-        return { pod: await podStatusOf(pod), timings };
       });
+    },
+
+    /**
+     * Creates a pod's sandbox only (cgroup, pinned namespaces, shm, name files, pause), with no
+     * containers: CRI's RunPodSandbox. `spec.containers` may be empty.
+     */
+    async createPodSandbox(spec: PodSpec): Promise<PodStatus> {
+      await ctx.runtime();
+      return state.withLock(async () => {
+        if (await findByName(spec)) {
+          throw alreadyExists(`pod "${spec.name}" already exists in namespace "${spec.namespace}"`);
+        }
+        const rb = new Rollback();
+        try {
+          const pod = await createSandboxLocked(spec, rb);
+          rb.commit();
+          return podStatusOf(pod);
+        } catch (e) {
+          return rb.unwind(e);
+        }
+      });
+    },
+
+    /** Creates (but does not start) one container in an existing pod: CRI's CreateContainer. */
+    async createContainer(
+      podRef: string,
+      c: ContainerSpec,
+      o: { onWarning?: (msg: string) => void } = {},
+    ): Promise<ContainerStatus> {
+      const prepared = await prepareImage(c.image, 'image');
+      return state.withLock(async () => {
+        const pod = await state.findPod(podRef);
+        if (pod.stoppedAt)
+          throw failedPrecondition(`pod "${pod.name}" is stopped: cannot create container "${c.name}" in it`);
+        const others = await state.containers(pod.id);
+        if (others.some((r) => r.name === c.name)) {
+          throw alreadyExists(`container "${c.name}" already exists in pod "${pod.name}"`);
+        }
+        const rb = new Rollback();
+        try {
+          const rec = await createContainerLocked(pod, c, prepared, o.onWarning ?? (() => undefined), rb);
+          rb.commit();
+          return containerStatus(rec, pod);
+        } catch (e) {
+          return rb.unwind(e);
+        }
+      });
+    },
+
+    /** Starts a created container: CRI's StartContainer. */
+    async startContainer(ref: string): Promise<ContainerStatus> {
+      return state.withLock(async () => {
+        const { pod, rec } = await findContainer(ref);
+        const st = await containerStatus(rec, pod);
+        if (st.state !== 'created') throw failedPrecondition(`container "${rec.name}" is ${st.state}, not created`);
+        return containerStatus(await startContainer(ctx, rec), pod);
+      });
+    },
+
+    /** Stops one container: its stop signal, SIGKILL after `timeoutSeconds`. Stopped already = fine. */
+    async stopContainer(ref: string, o: { timeoutSeconds?: number } = {}): Promise<ContainerStatus> {
+      const { pod, rec } = await findContainer(ref);
+      await stopContainer(ctx, rec, (o.timeoutSeconds ?? pod.spec.terminationGracePeriodSeconds) * 1000);
+      return containerStatus(rec, pod);
+    },
+
+    /** Removes one container (killing it first when `force`). */
+    async removeContainer(ref: string, o: { force?: boolean } = {}): Promise<void> {
+      await state.withLock(async () => {
+        const { pod, rec } = await findContainer(ref);
+        const st = await containerStatus(rec, pod);
+        if (st.state === 'running') {
+          if (!o.force)
+            throw failedPrecondition(`container "${rec.name}" is running: stop it first or force the removal`);
+          await stopContainer(ctx, rec, 0);
+        }
+        await removeContainer(ctx, rec);
+        await state.savePod({ ...pod, containerIds: pod.containerIds.filter((id) => id !== rec.id) });
+      });
+    },
+
+    /** A container's live status, by id (or unique prefix) or `pod/name`. */
+    async containerStatus(ref: string): Promise<ContainerStatus> {
+      const { pod, rec } = await findContainer(ref);
+      return containerStatus(rec, pod);
+    },
+
+    /** A container's record (bundle, log path, pids …), by id (or unique prefix) or `pod/name`. */
+    async containerRecord(ref: string): Promise<ContainerRecord> {
+      return (await findContainer(ref)).rec;
     },
 
     async listPods(): Promise<PodStatus[]> {
