@@ -24,7 +24,7 @@ import type { ContainerSpec, PodSpec } from '../spec/types.js';
 import { alreadyExists, failedPrecondition, invalidArgument, isNspodError, notFound } from '../errors/index.js';
 import type { Context } from './context.js';
 import { Rollback } from './rollback.js';
-import { createSandbox, removeSandbox, stopSandbox } from './sandbox.js';
+import { createSandbox, plannedSandbox, removeSandbox, stopSandbox } from './sandbox.js';
 import { createContainer, removeContainer, startContainer, stopContainer } from './container.js';
 import { containerStatus, podState, processIs } from './status.js';
 import type { ContainerStatus, PodStatus } from './status.js';
@@ -195,9 +195,13 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     rb.push(`remove ${pod.dir}`, () => fs.rm(pod.dir, { recursive: true, force: true }));
     await fs.mkdir(pod.runDir, { recursive: true, mode: 0o700 });
     rb.push(`remove ${pod.runDir}`, () => fs.rm(pod.runDir, { recursive: true, force: true }));
-    pod.sandbox = await createSandbox(ctx, { id, spec, podDir: pod.dir, runDir: pod.runDir }, rb);
+    const params = { id, spec, podDir: pod.dir, runDir: pod.runDir };
+    // Recorded before anything is made, so `rm -f` can clean up after a creation cut short.
+    pod.sandbox = plannedSandbox(ctx, params);
     await state.savePod(pod);
     rb.push(`forget pod "${spec.name}"`, () => state.deletePod(id));
+    pod.sandbox = await createSandbox(ctx, params, rb);
+    await state.savePod(pod);
     return pod;
   }
 

@@ -64,30 +64,59 @@ export interface SandboxParams {
   runDir: string;
 }
 
-/** Creates the sandbox; pushes an undo for every step onto `rb`. */
+function pinnedTypes(spec: PodSpec): PinnedType[] {
+  const types: PinnedType[] = [];
+  if (spec.namespaces.network === 'pod') types.push('net', 'uts');
+  if (spec.namespaces.ipc === 'pod') types.push('ipc');
+  return types;
+}
+
+/**
+ * Where every part of the sandbox will be, before any is made. It is recorded first, so that a
+ * pod whose creation was cut short (nspod killed) can still be removed: removeSandbox is
+ * idempotent over these paths.
+ */
+export function plannedSandbox(ctx: Context, p: SandboxParams): SandboxRecord {
+  const parent = ctx.config.cgroupParent;
+  const nsDir = path.join(p.runDir, 'ns');
+  const id = `${p.id}-pause`;
+  return {
+    id,
+    bundle: path.join(p.podDir, 'pause'),
+    cgroupPath: containerCgroupPath(parent, p.id, PAUSE_NAME),
+    podCgroupPath: podCgroupPath(parent, p.id),
+    namespaces: Object.fromEntries(pinnedTypes(p.spec).map((t) => [t, path.join(nsDir, t)])),
+    ...(p.spec.namespaces.ipc === 'pod' ? { shm: path.join(p.runDir, 'shm') } : {}),
+    files: {
+      hosts: path.join(p.podDir, 'hosts'),
+      resolvConf: path.join(p.podDir, 'resolv.conf'),
+      hostname: path.join(p.podDir, 'hostname'),
+    },
+    exitFile: path.join(p.runDir, 'exits', id),
+    logPath: path.join(p.podDir, 'logs', `${PAUSE_NAME}.log`),
+  };
+}
+
+/** Creates the planned sandbox; pushes an undo for every step onto `rb`. */
 export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback): Promise<SandboxRecord> {
   const { spec } = p;
-  const parent = ctx.config.cgroupParent;
-  const podCg = podCgroupPath(parent, p.id);
+  const sandbox = plannedSandbox(ctx, p);
+  const { id, bundle } = sandbox;
+  const podCg = sandbox.podCgroupPath;
   const limits = sumLimits(spec.containers.map((c) => limitsFromResources(c.resources)));
   await ctx.cgroups.createPod(podCg, limits);
   rb.push(`remove cgroup ${podCg}`, () => ctx.cgroups.removePod(podCg));
 
-  const types: PinnedType[] = [];
-  if (spec.namespaces.network === 'pod') types.push('net', 'uts');
-  if (spec.namespaces.ipc === 'pod') types.push('ipc');
   const nsDir = path.join(p.runDir, 'ns');
-  const pinned = await pinNamespaces(ctx.host, { dir: nsDir, types, hostname: spec.hostname });
+  const pinned = await pinNamespaces(ctx.host, { dir: nsDir, types: pinnedTypes(spec), hostname: spec.hostname });
   rb.push(`unpin namespaces in ${nsDir}`, () => unpinNamespaces(ctx.host, pinned));
 
-  let shm: string | undefined;
-  if (spec.namespaces.ipc === 'pod') {
-    shm = await mountShm(ctx.host, path.join(p.runDir, 'shm'));
-    const s = shm;
-    rb.push(`unmount ${s}`, () => unmountShm(ctx.host, s));
+  if (sandbox.shm) {
+    const shm = await mountShm(ctx.host, sandbox.shm);
+    rb.push(`unmount ${shm}`, () => unmountShm(ctx.host, shm));
   }
 
-  const files = await writePodFiles({
+  await writePodFiles({
     dir: p.podDir,
     hostname:
       spec.namespaces.network === 'node'
@@ -95,20 +124,6 @@ export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback
         : spec.hostname,
     hostNetwork: spec.namespaces.network === 'node',
   });
-
-  const id = `${p.id}-pause`;
-  const bundle = path.join(p.podDir, 'pause');
-  const sandbox: SandboxRecord = {
-    id,
-    bundle,
-    cgroupPath: containerCgroupPath(parent, p.id, PAUSE_NAME),
-    podCgroupPath: podCg,
-    namespaces: pinned,
-    ...(shm ? { shm } : {}),
-    files,
-    exitFile: path.join(p.runDir, 'exits', id),
-    logPath: path.join(p.podDir, 'logs', `${PAUSE_NAME}.log`),
-  };
 
   const rootfs = await pauseRootfs(ctx);
   const namespaces: Array<{ type: 'pid' | 'network' | 'ipc' | 'uts' | 'mount'; path?: string }> = [{ type: 'mount' }];
