@@ -1,7 +1,13 @@
 /** Output helpers for the CLI: tables, ages, sizes, and json/yaml rendering. */
-import Table from 'cli-table3';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
+import type TableType from 'cli-table3';
+import type YAMLType from 'yaml';
 import { invalidArgument } from '../errors/index.js';
+
+// Loaded when first needed: `play` prints neither tables nor YAML, and start-up time counts.
+const require = createRequire(import.meta.url);
+const lazyTable = (): typeof TableType => require('cli-table3') as typeof TableType;
+const lazyYaml = (): typeof YAMLType => require('yaml') as typeof YAMLType;
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
 
@@ -11,11 +17,12 @@ export function parseFormat(v: string): OutputFormat {
 }
 
 export function render(format: Exclude<OutputFormat, 'table'>, value: unknown): string {
-  return format === 'json' ? JSON.stringify(value, null, 2) : YAML.stringify(value);
+  return format === 'json' ? JSON.stringify(value, null, 2) : lazyYaml().stringify(value);
 }
 
 /** A borderless table like kubectl's and podman's. */
 export function table(head: string[], rows: Array<Array<string | number>>): string {
+  const Table = lazyTable();
   const t = new Table({
     head,
     chars: {

@@ -54,6 +54,14 @@ interface PreparedImage {
   layerDirs: string[];
 }
 
+/** Like Promise.all, but waits for every promise to settle before rejecting with the first error. */
+async function settleAll<T>(ps: Array<Promise<T>>): Promise<T[]> {
+  const rs = await Promise.allSettled(ps);
+  const failed = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return rs.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 /** A UUID-shaped uid from a hex id, for pods whose YAML gives none. */
 function uuidFrom(id: string): string {
   return [id.slice(0, 8), id.slice(8, 12), id.slice(12, 16), id.slice(16, 20), id.slice(20, 32)].join('-');
@@ -266,12 +274,15 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
         try {
           const pod = await createSandboxLocked(spec, rb);
           lap('sandbox');
-          const recs: ContainerRecord[] = [];
-          for (const [i, c] of spec.containers.entries()) {
-            recs.push(await createContainerLocked(pod, c, resolved[i]!, warn, rb));
-            lap(`container:${c.name}`);
-          }
-          for (const r of recs) await startContainer(ctx, r);
+          // Containers are independent once the sandbox exists: create them together, then start
+          // them together (each undo is pushed as its step completes, so a failure unwinds all).
+          const recs = await settleAll(
+            spec.containers.map((c, i) => createContainerLocked(pod, c, resolved[i]!, warn, rb)),
+          );
+          pod.containerIds = recs.map((r) => r.id); // the spec's order, whatever order they finished in
+          await state.savePod(pod);
+          lap('containers');
+          await settleAll(recs.map((r) => startContainer(ctx, r)));
           lap('start');
           rb.commit();
           return { pod: await podStatusOf(pod), timings };

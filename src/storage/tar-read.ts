@@ -4,7 +4,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { Parser } from 'tar';
 import type { ReadEntry } from 'tar';
 import { invalidArgument, messageOf } from '../errors/index.js';
 
@@ -37,6 +36,8 @@ export async function readTar(
   onEntry: (entry: ReadEntry) => Promise<void>,
   opts: { label: string },
 ): Promise<ReadTarResult> {
+  // Loaded on first use: most nspod commands never read a tar, and it costs start-up time.
+  const { Parser } = await import('tar');
   const { label } = opts;
   const hash = createHash('sha256');
   let size = 0;
