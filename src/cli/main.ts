@@ -43,7 +43,9 @@ export function buildProgram(): Command {
     .option('--run-root <dir>', 'volatile state dir (env NSPOD_RUN_ROOT, default /run/nspod)')
     .option('--runtime <name>', 'OCI runtime: runc, crun or a path (env NSPOD_RUNTIME, default: detected)')
     .option('--debug', 'print stack traces of errors')
-    .showHelpAfterError()
+    .showHelpAfterError('(run nspod --help or nspod <command> --help for usage)')
+    // Before any command is added: subcommands inherit these. Usage errors exit 2 from main().
+    .exitOverride()
     .addHelpText(
       'after',
       '\nExamples:\n  $ nspod play examples/pod.yaml\n  $ nspod inspect pod foo\n  $ nspod exec foo -c sidecar -- wget -qO- localhost\n  $ nspod rm -f foo\n',
@@ -77,8 +79,6 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
-  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
