@@ -33,11 +33,12 @@ function limitsText(l: CgroupLimits): string {
 }
 
 function cgroupTree(node: CgroupNode): string[] {
-  const lines = [`${node.path}  ${limitsText(node.limits)}`];
+  const width = Math.max(...node.children.map((c) => c.name.length));
+  const lines = [`${node.path}`, `│  ${'(pod)'.padEnd(width)}  ${limitsText(node.limits)}`];
   node.children.forEach((c, i) => {
     const last = i === node.children.length - 1;
     const pids = c.pids.length ? `  pids ${c.pids.join(',')}` : '';
-    lines.push(`${last ? '└─' : '├─'} ${c.name}  ${limitsText(c.limits)}${pids}`);
+    lines.push(`${last ? '└─' : '├─'} ${c.name.padEnd(width)}  ${limitsText(c.limits)}${pids}`);
   });
   return lines;
 }
