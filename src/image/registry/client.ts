@@ -384,6 +384,26 @@ export class RegistryClient {
     return this.retry(what, () => this.sendOnce(o));
   }
 
+  /** Checks the credentials the way `docker login` does: GET /v2/ (basic) or a token (bearer). */
+  async checkAuth(): Promise<void> {
+    await this.ping();
+    const ch = this.challenge;
+    if (!ch) return; // the registry asks for no authentication
+    if (ch.scheme === 'bearer') {
+      await this.token(ch, undefined, true);
+      return;
+    }
+    const res = await this.send(`registry ${this.registry}`, { method: 'GET', path: '/v2/' });
+    if (res.statusCode === 200) return void (await res.body.dump());
+    if (res.statusCode === 401) {
+      const text = await res.body.text().catch(() => '');
+      throw failedPrecondition(
+        `registry ${this.registry}: authentication failed${this.opts.credentials ? ` for user "${this.opts.credentials.username}"` : ''}: ${registryMessage(text) ?? 'unauthorized'}`,
+      );
+    }
+    return this.fail(res, `registry ${this.registry}`);
+  }
+
   /** An error for an unexpected answer, with the registry's own message. */
   async fail(res: Response, what: string): Promise<never> {
     const text = await res.body.text().catch(() => '');
@@ -399,7 +419,7 @@ export class RegistryClient {
 
   /** GET (or HEAD) a manifest by tag or digest; NOT_FOUND with the registry's message. */
   async getManifest(repo: string, ref: string, accept: string[]): Promise<Fetched> {
-    const what = `${this.registry}/${repo}:${ref}`.replace(/:(sha256:)/, '@$1');
+    const what = `image "${this.registry}/${repo}${ref.startsWith('sha256:') ? '@' : ':'}${ref}"`;
     const res = await this.send(what, {
       method: 'GET',
       path: `/v2/${repo}/manifests/${ref}`,
