@@ -15,13 +15,13 @@ import { realHost } from '../host/index.js';
 import type { Host } from '../host/index.js';
 import { openState, newId } from '../state/index.js';
 import type { ContainerRecord, PodRecord } from '../state/index.js';
-import { openImageStore, ensureBusyboxImage, parseReference } from '../image/index.js';
+import { openImageStore } from '../image/index.js';
 import type { ImageInfo } from '../image/index.js';
 import { detectCgroups, openCgroups } from '../cgroups/index.js';
 import { detectRuntime } from '../oci/index.js';
 import type { RuntimeInfo } from '../oci/index.js';
 import type { ContainerSpec, PodSpec } from '../spec/types.js';
-import { alreadyExists, failedPrecondition, invalidArgument, isNspodError, notFound } from '../errors/index.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../errors/index.js';
 import type { Context } from './context.js';
 import { Rollback } from './rollback.js';
 import { createSandbox, plannedSandbox, removeSandbox, stopSandbox } from './sandbox.js';
@@ -29,6 +29,8 @@ import { createContainer, removeContainer, startContainer, stopContainer } from 
 import { containerStatus, podState, processIs } from './status.js';
 import type { ContainerStatus, PodStatus } from './status.js';
 import { driverFor } from './driver.js';
+import { ensureImage } from './images.js';
+import type { PullPolicy } from './images.js';
 
 export interface RuntimeOptions extends ConfigOptions {
   host?: Host;
@@ -46,8 +48,6 @@ export interface PlayResult {
   /** milliseconds per step: images, sandbox, container:<name>, start */
   timings: Record<string, number>;
 }
-
-const BUSYBOX = 'localhost/busybox:latest';
 
 interface PreparedImage {
   image: ImageInfo;
@@ -94,21 +94,12 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   };
 
-  async function resolveImage(ref: string, field: string): Promise<ImageInfo> {
-    try {
-      return await images.resolve(ref);
-    } catch (e) {
-      if (!isNspodError(e, 'NOT_FOUND')) throw e;
-      let full: string | undefined;
-      try {
-        full = parseReference(ref).full;
-      } catch {}
-      if (full === BUSYBOX || ref === 'busybox' || ref === 'busybox:latest') {
-        await ensureBusyboxImage(images);
-        return images.resolve(BUSYBOX);
-      }
-      throw notFound(`${field}: image "${ref}" is not in the local store (load it with nspod load or nspod import)`, e);
-    }
+  async function resolveImage(ref: string, field: string, policy?: PullPolicy): Promise<ImageInfo> {
+    return ensureImage(images, ref, {
+      field,
+      ...(policy ? { policy } : {}),
+      ...(opts.onProgress ? { onPull: (r: string) => opts.onProgress?.('pull', r) } : {}),
+    });
   }
 
   async function podStatusOf(pod: PodRecord): Promise<PodStatus> {
@@ -180,8 +171,8 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     return { pod, rec };
   }
 
-  async function prepareImage(ref: string, field: string): Promise<PreparedImage> {
-    const image = await resolveImage(ref, field);
+  async function prepareImage(ref: string, field: string, policy?: PullPolicy): Promise<PreparedImage> {
+    const image = await resolveImage(ref, field, policy);
     return { image, layerDirs: await images.layerDirs(image) };
   }
 
@@ -258,7 +249,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       };
       // Everything that can fail on bad input is checked before anything is made.
       const resolved = await Promise.all(
-        spec.containers.map((c, i) => prepareImage(c.image, `spec.containers[${i}].image`)),
+        spec.containers.map((c, i) => prepareImage(c.image, `spec.containers[${i}].image`, c.imagePullPolicy)),
       );
       lap('images');
       await ctx.runtime();
@@ -319,7 +310,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       c: ContainerSpec,
       o: { onWarning?: (msg: string) => void } = {},
     ): Promise<ContainerStatus> {
-      const prepared = await prepareImage(c.image, 'image');
+      const prepared = await prepareImage(c.image, 'image', c.imagePullPolicy);
       return state.withLock(async () => {
         const pod = await state.findPod(podRef);
         if (pod.stoppedAt)

@@ -33,6 +33,7 @@ const CONTAINER_FIELDS = [
   'securityContext',
   'tty',
   'stdin',
+  'imagePullPolicy',
 ] as const;
 const SECURITY_FIELDS = [
   'runAsUser',
@@ -199,5 +200,11 @@ export function readContainer(r: Reader, item: unknown, path: string): Container
   c.securityContext = readSecurity(r, optMap(m, 'securityContext', path), `${path}.securityContext`);
   c.tty = optBool(m, 'tty', path) ?? false;
   c.stdin = optBool(m, 'stdin', path) ?? false;
+  const policy = optString(m, 'imagePullPolicy', path);
+  if (policy !== undefined) {
+    if (policy !== 'Always' && policy !== 'IfNotPresent' && policy !== 'Never')
+      fail(`${path}.imagePullPolicy`, `${JSON.stringify(policy)} must be Always, IfNotPresent or Never`);
+    c.imagePullPolicy = policy;
+  }
   return c;
 }

@@ -66,6 +66,8 @@ export interface ContainerSpec {
   securityContext: SecurityContext;
   tty: boolean;
   stdin: boolean;
+  /** when to pull the image; unset = IfNotPresent (nspod's default, whatever the tag) */
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
 }
 
 export interface PodSpec {

@@ -13,7 +13,7 @@ import { Decompress } from 'fzstd';
 import { createGunzip } from 'node:zlib';
 import { realHost } from '../host/index.js';
 import type { Host } from '../host/index.js';
-import { NspodError, hasErrno, internal, invalidArgument, messageOf, unavailable } from '../errors/index.js';
+import { NspodError, hasErrno, internal, invalidArgument, messageOf } from '../errors/index.js';
 import { finishLayer, writeEntry } from './entries.js';
 import type { LayerWriter } from './entries.js';
 import { UnsafeEntryError } from './safe-path.js';
@@ -115,11 +115,8 @@ export async function unpackLayer(opts: UnpackLayerOptions): Promise<UnpackLayer
 
 /** A zstd decompressing Transform over fzstd (pure JavaScript, streaming). */
 function zstdStream(): Transform {
-  let out: Transform;
-  const d = new Decompress((chunk) => {
-    out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-  });
-  out = new Transform({
+  const d = new Decompress();
+  const out = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       try {
         d.push(chunk);
@@ -137,6 +134,9 @@ function zstdStream(): Transform {
       }
     },
   });
+  d.ondata = (chunk) => {
+    out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  };
   return out;
 }
 

@@ -202,23 +202,19 @@ async function writeAuthFile(file: string, value: AuthFile): Promise<void> {
 /** Stores credentials for `registry` (other entries and keys of the file are kept). */
 export async function saveCredentials(file: string, registry: string, c: Credentials): Promise<void> {
   const cur = await readAuthFile(file);
-  const auths = { ...(cur.auths ?? {}) };
-  for (const k of keysFor(registry)) delete auths[k];
-  auths[keysFor(registry)[0]!] = { auth: encodeAuth(c) };
+  const keys = keysFor(registry);
+  const auths = Object.fromEntries(Object.entries(cur.auths ?? {}).filter(([k]) => !keys.includes(k)));
+  auths[keys[0]!] = { auth: encodeAuth(c) };
   await writeAuthFile(file, { ...cur, auths });
 }
 
 /** Forgets credentials for `registry`; false when there were none. */
 export async function removeCredentials(file: string, registry: string): Promise<boolean> {
   const cur = await readAuthFile(file);
-  const auths = { ...(cur.auths ?? {}) };
-  let found = false;
-  for (const k of keysFor(registry)) {
-    if (k in auths) {
-      delete auths[k];
-      found = true;
-    }
-  }
-  if (found) await writeAuthFile(file, { ...cur, auths });
-  return found;
+  const keys = keysFor(registry);
+  const entries = Object.entries(cur.auths ?? {});
+  const kept = entries.filter(([k]) => !keys.includes(k));
+  if (kept.length === entries.length) return false;
+  await writeAuthFile(file, { ...cur, auths: Object.fromEntries(kept) });
+  return true;
 }
