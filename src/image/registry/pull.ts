@@ -304,10 +304,10 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
     const addedLayers: string[] = [];
     let downloaded = 0;
     let failed = false;
+    // each layer: download (bounded) then unpack without holding a download slot
+    const unpacks: Array<Promise<void>> = [];
     try {
       await mkdir(store.ingestDir, { recursive: true });
-      // each layer: download (bounded) then unpack without holding a download slot
-      const unpacks: Array<Promise<void>> = [];
       const unpack = async (l: Descriptor, diffId: string): Promise<void> => {
         if (await store.hasLayer(diffId)) {
           emit({ kind: 'layer', digest: l.digest, phase: 'done', current: l.size, total: l.size });
@@ -343,7 +343,9 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
         failed = true;
         throw e;
       });
-      for (const p of unpacks) await p;
+      const settled = await Promise.allSettled(unpacks);
+      const bad = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (bad) throw bad.reason;
       const image = await store.commitImage({
         manifest: r.manifestBytes,
         manifestDigest: r.manifestDigest,
@@ -357,6 +359,7 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
       return { image, reference: r.candidate.name, manifestDigest: r.manifestDigest, downloaded };
     } catch (e) {
       failed = true;
+      await Promise.allSettled(unpacks); // an unpack still running would leave its layer behind
       await release(); // so that discard may remove what this pull added
       await store.discard(addedBlobs, addedLayers).catch(() => undefined);
       throw e instanceof Cancelled ? failedPrecondition(`${what}: pull cancelled`) : e;
