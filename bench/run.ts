@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, existsSync, writeFileSync, readFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchRegistry } from './registry.js';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = path.join(projectDir, 'dist', 'cli', 'main.js');
@@ -161,3 +162,5 @@ if (typeof p === 'string') {
   console.log(`  pod up      ${(n.up.median / p.up.median).toFixed(2)}   (target <= 0.5)`);
   console.log(`  teardown    ${(n.down.median / p.down.median).toFixed(2)}`);
 }
+
+await benchRegistry(cli, RUNS);

@@ -7,8 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import { Agent, request } from 'undici';
-import type { Dispatcher } from 'undici';
+import { httpRequest as request, newAgent } from './http.js';
+import type { Agent, Dispatcher } from './http.js';
 import {
   NspodError,
   failedPrecondition,
@@ -187,7 +187,7 @@ export class RegistryClient {
         throw invalidArgument(`registry ${opts.registry}: cannot read caFile ${entry.caFile}: ${messageOf(e)}`, e);
       }
     }
-    this.dispatcher = new Agent({
+    this.dispatcher = newAgent({
       connections: 8,
       keepAliveTimeout: 10_000,
       headersTimeout: 60_000,
@@ -205,8 +205,8 @@ export class RegistryClient {
     await this.dispatcher.close().catch(() => undefined);
   }
 
-  private async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    const attempts = this.opts.retry?.attempts ?? 4;
+  private async retry<T>(what: string, maxAttempts: number | undefined, fn: () => Promise<T>): Promise<T> {
+    const attempts = maxAttempts ?? this.opts.retry?.attempts ?? 4;
     const base = this.opts.retry?.baseDelayMs ?? 300;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -238,10 +238,12 @@ export class RegistryClient {
   private async doPing(): Promise<void> {
     const schemes = isInsecure(this.opts.config, this.registry) ? ['https', 'http'] : ['https'];
     let last: unknown;
-    for (const scheme of schemes) {
+    for (const [i, scheme] of schemes.entries()) {
       const base = `${scheme}://${this.apiHost}`;
+      // an HTTPS probe with a plain HTTP fallback gets no retries: a plain server fails it at once
+      const probe = i < schemes.length - 1;
       try {
-        const res = await this.retry(`registry ${this.registry}`, async () => {
+        const res = await this.retry(`registry ${this.registry}`, probe ? 1 : undefined, async () => {
           const r = await request(`${base}/v2/`, {
             method: 'GET',
             headers: { 'user-agent': USER_AGENT },
@@ -286,7 +288,7 @@ export class RegistryClient {
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
     for (const s of new Set(scopes)) url.searchParams.append('scope', s);
     const basic = this.basic();
-    const res = await this.retry(`registry ${this.registry}: token from ${url.host}`, async () => {
+    const res = await this.retry(`registry ${this.registry}: token from ${url.host}`, undefined, async () => {
       const r = await request(url, {
         method: 'GET',
         headers: { 'user-agent': USER_AGENT, ...(basic ? { authorization: basic } : {}) },
@@ -381,7 +383,7 @@ export class RegistryClient {
   }
 
   private send(what: string, o: SendOptions): Promise<Response> {
-    return this.retry(what, () => this.sendOnce(o));
+    return this.retry(what, undefined, () => this.sendOnce(o));
   }
 
   /** Checks the credentials the way `docker login` does: GET /v2/ (basic) or a token (bearer). */
@@ -497,7 +499,7 @@ export class RegistryClient {
   ): Promise<void> {
     const what = `${this.registry}/${repo}: blob ${digest.slice(0, 19)}…`;
     let received = 0;
-    await this.retry(what, async () => {
+    await this.retry(what, undefined, async () => {
       const headers: Record<string, string> = {};
       if (received > 0) headers.range = `bytes=${received}-`;
       const res = await this.sendOnce({
@@ -549,7 +551,7 @@ export class RegistryClient {
   ): Promise<void> {
     const what = `push ${this.registry}/${repo}: blob ${digest.slice(0, 19)}…`;
     const scope = `repository:${repo}:pull,push`;
-    await this.retry(what, async () => {
+    await this.retry(what, undefined, async () => {
       const start = await this.sendOnce({ method: 'POST', path: `/v2/${repo}/blobs/uploads/`, scope });
       if (start.statusCode !== 202) return this.fail(start, what);
       await start.body.dump();
