@@ -77,9 +77,14 @@ export async function unpackLayer(opts: UnpackLayerOptions): Promise<UnpackLayer
   const tmp = `${opts.dest}.tmp-${randomBytes(6).toString('hex')}`;
   await mkdir(tmp, { mode: 0o755 });
   try {
-    const source = createReadStream(opts.blob);
+    // big chunks: every chunk costs a tar parser step and a write
+    const source = createReadStream(opts.blob, { highWaterMark: 1024 * 1024 });
     const stream: Readable =
-      compression === 'gzip' ? source.pipe(createGunzip()) : compression === 'zstd' ? source.pipe(zstdStream()) : source;
+      compression === 'gzip'
+        ? source.pipe(createGunzip({ chunkSize: 256 * 1024 }))
+        : compression === 'zstd'
+          ? source.pipe(zstdStream())
+          : source;
     if (compression !== 'none') source.on('error', (e) => stream.destroy(e));
     const writer: LayerWriter = {
       root: tmp,
