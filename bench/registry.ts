@@ -64,7 +64,9 @@ function peerPull(ref: string, runs: number, dir: string): { name: string; cold:
     for (let i = 0; i < runs; i++) {
       const out = path.join(dir, `skopeo-${i}`);
       try {
-        cold.push(timed('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${out}:x`], process.env));
+        cold.push(
+          timed('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${out}:x`], process.env),
+        );
       } finally {
         rmSync(out, { recursive: true, force: true });
       }
@@ -116,7 +118,7 @@ export async function benchRegistry(cli: string, runs: number): Promise<void> {
     const warm: number[] = [];
     for (let i = 0; i < runs; i++) warm.push(timed('node', [cli, 'pull', '-q', ref], env(warmRoot)));
     const c = stat(cold);
-    console.log(`  cold        ${fmt(c)}   (${((img.size / 1024 / 1024) / (c.median / 1000)).toFixed(0)} MiB/s)`);
+    console.log(`  cold        ${fmt(c)}   (${(img.size / 1024 / 1024 / (c.median / 1000)).toFixed(0)} MiB/s)`);
     console.log(`  warm        ${fmt(stat(warm))}   (every layer present)`);
     const peer = peerPull(ref, runs, dir);
     if (typeof peer === 'string') {

@@ -5,7 +5,6 @@ import type { Runtime } from '../pod/index.js';
 import { invalidArgument } from '../errors/index.js';
 import { parseReference } from '../image/index.js';
 import type { PullEvent } from '../image/registry/pull.js';
-import { authFilePath, removeCredentials, saveCredentials } from '../image/registry/config.js';
 import { bytes, parseFormat, render } from './format.js';
 
 type Open = () => Promise<Runtime>;
@@ -36,7 +35,13 @@ async function ttyProgress(): Promise<{ onEvent: (e: PullEvent) => void; stop: (
       if (e.kind !== 'layer') return;
       let b = bars.get(e.digest);
       if (!b) {
-        const bar = multi.create(e.total, 0, { id: short(e.digest), phase: 'waiting    ', cur: '0 B', tot: bytes(e.total), speed: '' });
+        const bar = multi.create(e.total, 0, {
+          id: short(e.digest),
+          phase: 'waiting    ',
+          cur: '0 B',
+          tot: bytes(e.total),
+          speed: '',
+        });
         b = { bar, start: 0, phase: 'waiting' };
         bars.set(e.digest, b);
       }
@@ -85,7 +90,11 @@ export function registerRegistryCommands(program: Command, open: Open): void {
     .description('pull an image from a registry (layers verified, unpacked as they arrive)')
     .addHelpText(
       'after',
-      examples('nspod pull busybox', 'nspod pull 127.0.0.1:5000/team/app:1 --platform linux/arm64', 'nspod pull -q nginx:1.27'),
+      examples(
+        'nspod pull busybox',
+        'nspod pull 127.0.0.1:5000/team/app:1 --platform linux/arm64',
+        'nspod pull -q nginx:1.27',
+      ),
     )
     .action(async (ref: string, o: { platform?: string; quiet?: boolean }) => {
       const rt = await open();
@@ -116,12 +125,16 @@ export function registerRegistryCommands(program: Command, open: Open): void {
     .argument('[destination]', 'where to push it (default: its own name)')
     .option('--chunk-size <bytes>', 'upload blobs larger than this in chunks', (v) => {
       const n = Number(v);
-      if (!Number.isSafeInteger(n) || n <= 0) throw invalidArgument(`--chunk-size: expected a positive integer, got "${v}"`);
+      if (!Number.isSafeInteger(n) || n <= 0)
+        throw invalidArgument(`--chunk-size: expected a positive integer, got "${v}"`);
       return n;
     })
     .option('-q, --quiet', 'print nothing but errors')
     .description('push an image to a registry (blobs the registry has are not sent)')
-    .addHelpText('after', examples('nspod push 127.0.0.1:5000/team/app:1', 'nspod push localhost/busybox:latest reg:5000/bb:1'))
+    .addHelpText(
+      'after',
+      examples('nspod push 127.0.0.1:5000/team/app:1', 'nspod push localhost/busybox:latest reg:5000/bb:1'),
+    )
     .action(async (ref: string, dest: string | undefined, o: { chunkSize?: number; quiet?: boolean }) => {
       const rt = await open();
       const { pushImage } = await import('../image/registry/push.js');
@@ -147,12 +160,14 @@ export function registerRegistryCommands(program: Command, open: Open): void {
     .action(async (reg: string, o: { username?: string; password?: string; passwordStdin?: boolean }) => {
       const registry = registryOf(reg);
       if (!o.username) throw invalidArgument('login: --username is required');
-      if (o.password !== undefined && o.passwordStdin) throw invalidArgument('login: give --password or --password-stdin, not both');
+      if (o.password !== undefined && o.passwordStdin)
+        throw invalidArgument('login: give --password or --password-stdin, not both');
       const password = o.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : o.password;
       if (!password) throw invalidArgument('login: a password is required (--password-stdin)');
       const rt = await open();
       const creds = { username: o.username, password };
       const { checkLogin } = await import('../image/registry/push.js');
+      const { authFilePath, saveCredentials } = await import('../image/registry/config.js');
       await checkLogin(registry, creds);
       await saveCredentials(authFilePath(rt.config.root), registry, creds);
       console.log('Login Succeeded');
@@ -166,6 +181,7 @@ export function registerRegistryCommands(program: Command, open: Open): void {
     .action(async (reg: string) => {
       const registry = registryOf(reg);
       const rt = await open();
+      const { authFilePath, removeCredentials } = await import('../image/registry/config.js');
       const had = await removeCredentials(authFilePath(rt.config.root), registry);
       console.log(had ? `Removed login credentials for ${registry}` : `Not logged in to ${registry}`);
     });
@@ -176,7 +192,10 @@ export function registerRegistryCommands(program: Command, open: Open): void {
     .argument('<images...>', 'image names or ids')
     .option('-o, --output <format>', 'json or yaml', 'json')
     .description('show images: names, digests, layers and config')
-    .addHelpText('after', examples('nspod image inspect localhost/busybox:latest', 'nspod image inspect 3f2a9c -o yaml'))
+    .addHelpText(
+      'after',
+      examples('nspod image inspect localhost/busybox:latest', 'nspod image inspect 3f2a9c -o yaml'),
+    )
     .action(async (refs: string[], o: { output: string }) => {
       const fmt = parseFormat(o.output);
       const rt = await open();

@@ -4,6 +4,7 @@
  * two modules needed are loaded directly, and the index is the fallback should undici move them.
  */
 import { createRequire } from 'node:module';
+import type * as UndiciModule from 'undici';
 import type { Agent as AgentType, Dispatcher } from 'undici';
 
 const require = createRequire(import.meta.url);
@@ -22,7 +23,7 @@ function load(): Undici {
       request: require('undici/lib/api/api-request.js') as RequestFn,
     };
   } catch {
-    const u = require('undici') as typeof import('undici');
+    const u = require('undici') as typeof UndiciModule;
     return {
       Agent: u.Agent,
       request: function (this: Dispatcher, opts: Dispatcher.RequestOptions) {

@@ -10,7 +10,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { NspodError, failedPrecondition, invalidArgument, isNspodError, messageOf, notFound } from '../../errors/index.js';
+import {
+  NspodError,
+  failedPrecondition,
+  invalidArgument,
+  isNspodError,
+  messageOf,
+  notFound,
+} from '../../errors/index.js';
 import { checkDigest, syncDir } from '../blobs.js';
 import { DOCKER_HUB, parseReference, shortPath } from '../reference.js';
 import type { Reference } from '../reference.js';
@@ -182,7 +189,8 @@ async function fetchManifest(
     bytes = child.body;
     digest = sha256(bytes);
     check(pick.digest, digest, `the ${platformString(platform)} manifest`);
-    if (bytes.length !== pick.size) throw invalidArgument(`${what}: manifest size ${bytes.length}, expected ${pick.size}`);
+    if (bytes.length !== pick.size)
+      throw invalidArgument(`${what}: manifest size ${bytes.length}, expected ${pick.size}`);
     doc = parseJson(bytes, `${what} manifest`);
     mediaType = doc.mediaType ?? child.mediaType;
     if (isIndexType(mediaType)) throw invalidArgument(`${what}: nested manifest lists are not supported`);
@@ -195,7 +203,8 @@ async function fetchManifest(
   if (!Array.isArray(m.layers)) throw invalidArgument(`${what}: manifest has no layers list`);
   m.layers.forEach((l, i) => {
     checkDescriptor(l, `${what} layer ${i}`);
-    if (!LAYER_TYPES.has(l.mediaType)) throw invalidArgument(`${what}: layer ${i} has unsupported type "${l.mediaType}"`);
+    if (!LAYER_TYPES.has(l.mediaType))
+      throw invalidArgument(`${what}: layer ${i} has unsupported type "${l.mediaType}"`);
   });
   return { manifest: m, manifestBytes: bytes, manifestDigest: digest, mediaType };
 }

@@ -127,7 +127,9 @@ describe('auth file', () => {
 describe('manifest selection', () => {
   const d = (arch: string, variant?: string) => ({
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    digest: `sha256:${createHash('sha256').update(arch + (variant ?? '')).digest('hex')}`,
+    digest: `sha256:${createHash('sha256')
+      .update(arch + (variant ?? ''))
+      .digest('hex')}`,
     size: 1,
     platform: { os: 'linux', architecture: arch, ...(variant ? { variant } : {}) },
   });
@@ -142,7 +144,8 @@ describe('manifest selection', () => {
     assert.throws(
       () => selectPlatform(noAmd, parsePlatform('linux/amd64'), 'image "x"'),
       (e: Error) =>
-        /no image for linux\/amd64/.test(e.message) && /platforms present: linux\/arm64\/v8, linux\/s390x/.test(e.message),
+        /no image for linux\/amd64/.test(e.message) &&
+        /platforms present: linux\/arm64\/v8, linux\/s390x/.test(e.message),
     );
   });
   test('bad --platform is refused', () => {
@@ -213,7 +216,10 @@ describe('client against a local HTTP server', () => {
   });
   test('transient errors are told from refusals', () => {
     assert.equal(isTransient(Object.assign(new Error('x'), { code: 'ECONNRESET' })), true);
-    assert.equal(isTransient(new Error('x', { cause: Object.assign(new Error('y'), { code: 'UND_ERR_SOCKET' }) })), true);
+    assert.equal(
+      isTransient(new Error('x', { cause: Object.assign(new Error('y'), { code: 'UND_ERR_SOCKET' }) })),
+      true,
+    );
     assert.equal(isTransient(new Error('nope')), false);
   });
 });
@@ -236,15 +242,8 @@ test('a zstd layer unpacks (pure-JS decompressor)', async () => {
     assert.equal(r.diffId, 'sha256:22cee7381691f9969138052c9bc2c1c83aee7e945b9d01e97fbca76b2b2d30f4');
     assert.equal(readFileSync(path.join(dir, 'layer', 'd', 'hello.txt'), 'utf8'), 'hello zstd\n');
     writeFileSync(path.join(dir, 'bad'), Buffer.concat([zst.subarray(0, 40), Buffer.alloc(40, 1)]));
-    await assert.rejects(
-      unpackLayer({ blob: path.join(dir, 'bad'), dest: path.join(dir, 'layer2') }),
-      /zstd|tar/,
-    );
-    assert.deepEqual(
-      readdirSync(dir).sort(),
-      ['bad', 'blob', 'layer'],
-      'nothing left of the failed unpack',
-    );
+    await assert.rejects(unpackLayer({ blob: path.join(dir, 'bad'), dest: path.join(dir, 'layer2') }), /zstd|tar/);
+    assert.deepEqual(readdirSync(dir).sort(), ['bad', 'blob', 'layer'], 'nothing left of the failed unpack');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

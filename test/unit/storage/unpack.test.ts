@@ -225,10 +225,7 @@ describe('unpackLayer', () => {
 
   test('refuses a broken zstd stream with a clear error (zstd itself is supported)', async () => {
     const zstd = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]);
-    await assert.rejects(
-      unpackLayer({ blob: blob(zstd), dest: path.join(dir, 'z') }),
-      /not a valid zstd stream/,
-    );
+    await assert.rejects(unpackLayer({ blob: blob(zstd), dest: path.join(dir, 'z') }), /not a valid zstd stream/);
     assert.equal(existsSync(path.join(dir, 'z')), false);
   });
 
