@@ -6,7 +6,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseReference } from '../../../src/image/index.js';
+import { openImageStore, parseReference } from '../../../src/image/index.js';
+import { realHost } from '../../../src/host/index.js';
 import type { ImageIndex } from '../../../src/image/index.js';
 import {
   RegistryClient,
@@ -214,6 +215,58 @@ describe('client against a local HTTP server', () => {
       server.close();
     }
   });
+  test('bearer auth: challenge followed, token fetched with basic credentials and cached per scope', async () => {
+    const tokenRequests: string[] = [];
+    let port = 0;
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const challenge = `Bearer realm="http://127.0.0.1:${port}/token",service="test-registry"`;
+      if (url.pathname === '/token') {
+        tokenRequests.push(url.searchParams.getAll('scope').join(' '));
+        const auth = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString();
+        if (auth !== 'alice:right' || url.searchParams.get('service') !== 'test-registry') {
+          return res.writeHead(401).end('{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}');
+        }
+        return res.writeHead(200).end(JSON.stringify({ token: `tok ${url.searchParams.get('scope')}` }));
+      }
+      if (url.pathname === '/v2/') return res.writeHead(401, { 'www-authenticate': challenge }).end();
+      if (url.pathname === '/v2/team/app/manifests/v1') {
+        if (req.headers.authorization !== 'Bearer tok repository:team/app:pull') {
+          const scoped = `${challenge},scope="repository:team/app:pull"`;
+          return res.writeHead(401, { 'www-authenticate': scoped }).end();
+        }
+        return res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end('{}');
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+    const make = (password: string) =>
+      new RegistryClient({
+        registry: `127.0.0.1:${port}`,
+        config: defaultRegistriesConfig(),
+        credentials: { username: 'alice', password },
+        retry: { attempts: 1 },
+      });
+    const good = make('right');
+    const bad = make('wrong');
+    try {
+      for (let i = 0; i < 2; i++) {
+        const m = await good.getManifest('team/app', 'v1', ['application/vnd.oci.image.manifest.v1+json']);
+        assert.equal(m.body.toString(), '{}');
+      }
+      assert.deepEqual(tokenRequests, ['repository:team/app:pull'], 'one token for the scope, then cached');
+      await assert.rejects(
+        bad.getManifest('team/app', 'v1', []),
+        /authentication failed for user "alice": unauthorized: bad credentials/,
+      );
+    } finally {
+      await good.close();
+      await bad.close();
+      server.close();
+    }
+  });
+
   test('transient errors are told from refusals', () => {
     assert.equal(isTransient(Object.assign(new Error('x'), { code: 'ECONNRESET' })), true);
     assert.equal(
@@ -244,6 +297,22 @@ test('a zstd layer unpacks (pure-JS decompressor)', async () => {
     writeFileSync(path.join(dir, 'bad'), Buffer.concat([zst.subarray(0, 40), Buffer.alloc(40, 1)]));
     await assert.rejects(unpackLayer({ blob: path.join(dir, 'bad'), dest: path.join(dir, 'layer2') }), /zstd|tar/);
     assert.deepEqual(readdirSync(dir).sort(), ['bad', 'blob', 'layer'], 'nothing left of the failed unpack');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('GC keeps what a pull in flight marked, and collects it once released', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nspod-inflight-'));
+  try {
+    const store = openImageStore({ root: dir, host: realHost, gcGraceMs: 0 });
+    const put = await store.putBlob(Buffer.from('a layer being pulled'));
+    const release = await store.markInflight([put.digest], []);
+    assert.deepEqual((await store.gc()).blobs, []);
+    assert.equal(await store.hasBlob(put.digest), true);
+    await release();
+    assert.deepEqual((await store.gc()).blobs, [put.digest]);
+    assert.equal(await store.hasBlob(put.digest), false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
