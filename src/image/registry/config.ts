@@ -21,26 +21,10 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
 import { hasErrno, invalidArgument, messageOf } from '../../errors/index.js';
 import { DOCKER_HUB } from '../reference.js';
 
 export const DEFAULT_REGISTRIES_CONF = '/etc/nspod/registries.json';
-
-const RegistryEntry = z
-  .object({
-    mirrors: z.array(z.string().min(1)).optional(),
-    insecure: z.boolean().optional(),
-    caFile: z.string().min(1).optional(),
-  })
-  .strict();
-
-const RegistriesFile = z
-  .object({
-    search: z.array(z.string().min(1)).optional(),
-    registries: z.record(z.string(), RegistryEntry).optional(),
-  })
-  .strict();
 
 export interface RegistryEntry {
   mirrors?: string[];
@@ -56,22 +40,6 @@ export interface RegistriesConfig {
 
 export const defaultRegistriesConfig = (): RegistriesConfig => ({ search: [DOCKER_HUB], registries: {} });
 
-/** Parses the text of a registries.json (`file` only names it in errors). */
-export function parseRegistriesConfig(text: string, file: string): RegistriesConfig {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw invalidArgument(`registries config ${file}: not valid JSON: ${messageOf(e)}`, e);
-  }
-  const r = RegistriesFile.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw invalidArgument(`registries config ${file}: ${issue.path.join('.') || '(top)'}: ${issue.message}`);
-  }
-  return { search: r.data.search ?? [DOCKER_HUB], registries: r.data.registries ?? {} };
-}
-
 export async function loadRegistriesConfig(env: NodeJS.ProcessEnv = process.env): Promise<RegistriesConfig> {
   const file = env.NSPOD_REGISTRIES_CONF ?? DEFAULT_REGISTRIES_CONF;
   let text: string;
@@ -81,6 +49,8 @@ export async function loadRegistriesConfig(env: NodeJS.ProcessEnv = process.env)
     if (hasErrno(e, 'ENOENT')) return defaultRegistriesConfig();
     throw e;
   }
+  // the schema (zod) is loaded only when there is a file to check: most hosts have none
+  const { parseRegistriesConfig } = await import('./registries-file.js');
   return parseRegistriesConfig(text, file);
 }
 

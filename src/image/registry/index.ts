@@ -19,8 +19,8 @@ export {
   authFilePath,
   findCredentials,
   loadRegistriesConfig,
-  parseRegistriesConfig,
   removeCredentials,
   saveCredentials,
 } from './config.js';
 export type { Credentials, RegistriesConfig, RegistryEntry } from './config.js';
+export { parseRegistriesConfig } from './registries-file.js';

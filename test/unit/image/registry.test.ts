@@ -22,10 +22,10 @@ import {
   endpointsFor,
   findCredentials,
   isInsecure,
-  parseRegistriesConfig,
   removeCredentials,
   saveCredentials,
 } from '../../../src/image/registry/config.js';
+import { parseRegistriesConfig } from '../../../src/image/registry/registries-file.js';
 import { candidatesFor, parsePlatform, selectPlatform } from '../../../src/image/registry/pull.js';
 import { unpackLayer } from '../../../src/storage/index.js';
 
