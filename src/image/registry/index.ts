@@ -15,12 +15,6 @@ export { pushImage, checkLogin } from './push.js';
 export type { PushEvent, PushOptions, PushResult } from './push.js';
 export { RegistryClient, parseWwwAuthenticate } from './client.js';
 export type { Challenge, RegistryClientOptions, RetryOptions } from './client.js';
-export {
-  authFilePath,
-  findCredentials,
-  loadRegistriesConfig,
-  removeCredentials,
-  saveCredentials,
-} from './config.js';
+export { authFilePath, findCredentials, loadRegistriesConfig, removeCredentials, saveCredentials } from './config.js';
 export type { Credentials, RegistriesConfig, RegistryEntry } from './config.js';
 export { parseRegistriesConfig } from './registries-file.js';

@@ -34,4 +34,3 @@ export function parseRegistriesConfig(text: string, file: string): RegistriesCon
   }
   return { search: r.data.search ?? [DOCKER_HUB], registries: r.data.registries ?? {} };
 }
-
