@@ -87,7 +87,6 @@ export function registryMessage(body: string): string | undefined {
 
 const TRANSIENT_CODES = new Set([
   'ECONNRESET',
-  'ECONNREFUSED',
   'EPIPE',
   'ETIMEDOUT',
   'EAI_AGAIN',
@@ -98,7 +97,10 @@ const TRANSIENT_CODES = new Set([
   'UND_ERR_CLOSED',
 ]);
 
-/** A network failure worth another try (as opposed to a refusal by the registry). */
+/**
+ * A network failure worth another try (as opposed to a refusal by the registry). A refused
+ * connection is not: nothing listens there, and mirrors and search registries move on at once.
+ */
 export function isTransient(e: unknown): boolean {
   if (e instanceof TransientStatus) return true;
   if (e instanceof ShortBody) return true;
@@ -164,6 +166,8 @@ interface SendOptions {
 type Response = Dispatcher.ResponseData;
 
 const USER_AGENT = 'nspod/0.1';
+/** manifests and indexes are small; a registry sending more is refused (as containerd does) */
+const MAX_MANIFEST = 4 * 1024 * 1024;
 
 export class RegistryClient {
   readonly registry: string;
@@ -429,7 +433,17 @@ export class RegistryClient {
       headers: { accept: accept.join(', ') },
     });
     if (res.statusCode !== 200) return this.fail(res, what);
-    const body = Buffer.from(await res.body.arrayBuffer());
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of res.body as AsyncIterable<Buffer>) {
+      size += c.length;
+      if (size > MAX_MANIFEST) {
+        res.body.destroy();
+        throw invalidArgument(`${what}: manifest larger than ${MAX_MANIFEST} bytes`);
+      }
+      chunks.push(c);
+    }
+    const body = Buffer.concat(chunks, size);
     const ct = res.headers['content-type'];
     const dg = res.headers['docker-content-digest'];
     return {

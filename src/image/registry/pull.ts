@@ -210,6 +210,7 @@ async function fetchManifest(
 }
 
 async function resolve(
+  typed: string,
   ref: Reference,
   cfg: RegistriesConfig,
   platform: Platform,
@@ -233,7 +234,7 @@ async function resolve(
   if (failures.length === 1) throw failures[0]!.error;
   const allMissing = failures.every((f) => isNspodError(f.error, 'NOT_FOUND'));
   const detail = failures.map((f) => `${f.where}: ${messageOf(f.error)}`).join('; ');
-  const msg = `image "${ref.full}" not found in ${failures.length} places: ${detail}`;
+  const msg = `image "${typed}" not found in ${failures.length} places: ${detail}`;
   if (allMissing) throw notFound(msg);
   const firstOther = failures.find((f) => !isNspodError(f.error, 'NOT_FOUND'))!.error;
   throw new NspodError(firstOther instanceof NspodError ? firstOther.code : 'UNAVAILABLE', msg, { cause: firstOther });
@@ -280,7 +281,7 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
     return c;
   };
   try {
-    const r = await resolve(ref, cfg, platform, clientFor);
+    const r = await resolve(reference, ref, cfg, platform, clientFor);
     const what = `image "${r.candidate.name}"`;
     const m = r.manifest;
     emit({

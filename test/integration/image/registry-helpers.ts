@@ -236,14 +236,18 @@ export interface Proxy {
   host: string;
   /** Range headers seen on blob GETs of the cut/tampered blob ('none' when absent) */
   ranges: string[];
+  /** paths of every request forwarded */
+  requests: string[];
   close(): Promise<void>;
 }
 
 /** A plain HTTP proxy in front of `targetPort` that alters or cuts chosen blobs. */
 export async function startProxy(targetPort: number, mode: ProxyMode): Promise<Proxy> {
   const ranges: string[] = [];
+  const requests: string[] = [];
   let cuts = 0;
   const server: Server = createServer((req, res) => {
+    requests.push(req.url ?? '');
     const up = request(
       {
         host: '127.0.0.1',
@@ -294,11 +298,13 @@ export async function startProxy(targetPort: number, mode: ProxyMode): Promise<P
     req.pipe(up);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  server.unref(); // a test that fails before close() must not hang the runner
   const port = (server.address() as net.AddressInfo).port;
   return {
     port,
     host: `127.0.0.1:${port}`,
     ranges,
+    requests,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

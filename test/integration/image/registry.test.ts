@@ -17,7 +17,16 @@ import type { ImageInfo } from '../../../src/image/index.js';
 import { RegistryClient } from '../../../src/image/registry/client.js';
 import { destroySandbox, makeSandbox, nspod, nspodOk } from '../helpers.js';
 import type { Sandbox } from '../helpers.js';
-import { buildImage, makeCerts, makeHtpasswd, noise, sha256, startProxy, startRegistry } from './registry-helpers.js';
+import {
+  buildImage,
+  freePort,
+  makeCerts,
+  makeHtpasswd,
+  noise,
+  sha256,
+  startProxy,
+  startRegistry,
+} from './registry-helpers.js';
 import type { Registry } from './registry-helpers.js';
 
 const tag = randomBytes(4).toString('hex');
@@ -159,6 +168,38 @@ describe('registry: push and pull against docker-registry', () => {
     const noRepo = await nspod(b, ['pull', `${plain.host}/team/nothing:v1`]);
     assert.equal(noRepo.code, 3, noRepo.stderr);
     assert.match(noRepo.stderr, /unknown/);
+  });
+
+  it('tries mirrors first and search registries in order, skipping those that are down', async () => {
+    const dead = `127.0.0.1:${await freePort()}`;
+    const mirror = await startProxy(plain.port, {});
+    try {
+      const conf = path.join(tmp, 'registries-mirrors.json');
+      writeFileSync(
+        conf,
+        JSON.stringify({
+          search: [dead, plain.host],
+          registries: { [plain.host]: { mirrors: [dead, mirror.host] } },
+        }),
+      );
+      const s = await fresh();
+      const env = { ...s, env: { ...s.env, NSPOD_REGISTRIES_CONF: conf } };
+      const r = await nspod(env, ['pull', 'team/app:v1']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^${plain.host}/team/app:v1 `));
+      assert.ok(
+        mirror.requests.some((u) => u === '/v2/team/app/manifests/v1'),
+        'the manifest came through the mirror',
+      );
+      assert.ok(
+        mirror.requests.some((u) => u.startsWith('/v2/team/app/blobs/')),
+        'blobs came through the mirror',
+      );
+      const images = JSON.parse(await nspodOk(s, ['images', '-o', 'json'])) as Array<{ names: string[] }>;
+      assert.deepEqual(images[0]?.names, [`${plain.host}/team/app:v1`], 'named after the registry, not the mirror');
+    } finally {
+      await mirror.close();
+    }
   });
 
   it('runs a pod from a pulled image and reports a failed pull on the pod', async () => {
