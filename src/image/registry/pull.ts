@@ -292,7 +292,10 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
     });
 
     if (m.config.size > 16 * 1024 * 1024) throw invalidArgument(`${what}: config of ${m.config.size} bytes is too big`);
-    const configBytes = await r.client.getBlob(r.candidate.repo, m.config.digest, m.config.size);
+    // a config already stored was verified when it was stored
+    const configBytes = (await store.hasBlob(m.config.digest))
+      ? await store.readBlob(m.config.digest)
+      : await r.client.getBlob(r.candidate.repo, m.config.digest, m.config.size);
     const configDigest = sha256(configBytes);
     if (configDigest !== m.config.digest || configBytes.length !== m.config.size) {
       throw invalidArgument(
