@@ -20,6 +20,7 @@ import {
   warnUnknown,
 } from './fields.js';
 import { readContainer } from './kube-container.js';
+import { readDns, readHostAliases } from './kube-network.js';
 import { checkDnsLabel, checkDnsSubdomain, checkLabelValue, checkMetadataKey, fail, validatePod } from './validate.js';
 
 export interface ParsePodYamlOptions {
@@ -44,6 +45,9 @@ const POD_FIELDS = [
   'subdomain',
   'restartPolicy',
   'terminationGracePeriodSeconds',
+  'hostAliases',
+  'dnsPolicy',
+  'dnsConfig',
 ] as const;
 const DEFAULT_GRACE_SECONDS = 30;
 
@@ -146,6 +150,11 @@ function readPod(r: Reader, doc: YamlMap): PodSpec {
     terminationGracePeriodSeconds: grace ?? DEFAULT_GRACE_SECONDS,
     containers,
   };
+  const hostAliases = readHostAliases(s, 'spec');
+  if (hostAliases.length) pod.hostAliases = hostAliases;
+  const dns = readDns(r, s, 'spec');
+  if (dns.policy !== 'ClusterFirst' || dns.nameservers.length || dns.searches.length || dns.options.length)
+    pod.dns = dns;
   validatePod(pod);
   return pod;
 }

@@ -68,6 +68,19 @@ export interface ContainerSpec {
   stdin: boolean;
 }
 
+export interface HostAlias {
+  ip: string;
+  hostnames: string[];
+}
+
+/** The pod's resolver settings (Kubernetes dnsPolicy + dnsConfig). */
+export interface DnsSpec {
+  policy: 'ClusterFirst' | 'ClusterFirstWithHostNet' | 'Default' | 'None';
+  nameservers: string[];
+  searches: string[];
+  options: Array<{ name: string; value?: string }>;
+}
+
 export interface PodSpec {
   name: string;
   namespace: string;
@@ -81,4 +94,7 @@ export interface PodSpec {
   restartPolicy: RestartPolicy;
   terminationGracePeriodSeconds: number;
   containers: ContainerSpec[];
+  /** extra /etc/hosts entries */
+  hostAliases?: HostAlias[];
+  dns?: DnsSpec;
 }

@@ -13,6 +13,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { PodNetworkStatus } from '../network/cni/index.js';
 import { randomBytes } from 'node:crypto';
 import lockfile from 'proper-lockfile';
 import { hasErrno, notFound, unavailable } from '../errors/index.js';
@@ -39,6 +40,8 @@ export interface SandboxRecord {
   conmonPid?: number;
   exitFile: string;
   logPath: string;
+  /** CNI attachments, port mappings and bandwidth (pods with their own network namespace) */
+  network?: PodNetworkStatus;
 }
 
 export interface PodRecord {
