@@ -200,9 +200,11 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
   async function checkPorts(spec: PodSpec): Promise<void> {
     const mine = portMappingsOf(spec.containers);
     if (mine.length === 0 || spec.namespaces.network === 'node') return;
+    // From the specs of pods not stopped: a pod being created holds its ports from its first record.
     const others = (await state.pods())
-      .filter((p) => !p.stoppedAt && p.sandbox.network?.portMappings.length)
-      .map((p) => ({ pod: p.name, mappings: p.sandbox.network!.portMappings }));
+      .filter((p) => !p.stoppedAt && p.spec.namespaces.network === 'pod')
+      .map((p) => ({ pod: p.name, mappings: portMappingsOf(p.spec.containers) }))
+      .filter((o) => o.mappings.length > 0);
     await checkHostPorts(mine, others);
   }
 
