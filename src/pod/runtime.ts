@@ -29,6 +29,8 @@ import { createContainer, removeContainer, startContainer, stopContainer } from 
 import { containerStatus, podState, processIs } from './status.js';
 import type { ContainerStatus, PodStatus } from './status.js';
 import { driverFor } from './driver.js';
+import { checkPodVolumes, setupVolumes } from './volumes.js';
+import { volumeApi } from './volume-api.js';
 
 export interface RuntimeOptions extends ConfigOptions {
   host?: Host;
@@ -210,6 +212,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     rb.push(`forget pod "${spec.name}"`, () => state.deletePod(id));
     pod.sandbox = await createSandbox(ctx, params, rb);
     await state.savePod(pod);
+    await setupVolumes(ctx, pod, rb);
     return pod;
   }
 
@@ -236,6 +239,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
   }
 
   const api = {
+    ...volumeApi(ctx),
     config,
     images,
     cgroupLayout,
@@ -260,6 +264,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       const resolved = await Promise.all(
         spec.containers.map((c, i) => prepareImage(c.image, `spec.containers[${i}].image`)),
       );
+      await checkPodVolumes(ctx, spec);
       lap('images');
       await ctx.runtime();
       return state.withLock(async () => {

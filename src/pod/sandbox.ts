@@ -19,6 +19,7 @@ import { buildConfig } from '../oci/index.js';
 import { startConmon } from '../monitor/index.js';
 import { hostLimits } from './host-limits.js';
 import { driverFor, stopGracefully } from './driver.js';
+import { teardownVolumes } from './volumes.js';
 
 export const PAUSE_NAME = '_pause';
 
@@ -182,6 +183,7 @@ export async function removeSandbox(ctx: Context, pod: PodRecord): Promise<void>
   await (await driverFor(ctx)).delete(pod.sandbox.id, { force: true });
   await unpinNamespaces(ctx.host, pod.sandbox.namespaces);
   if (pod.sandbox.shm) await unmountShm(ctx.host, pod.sandbox.shm);
+  await teardownVolumes(ctx.host, pod);
   await ctx.cgroups.removePod(pod.sandbox.podCgroupPath);
   await fs.rm(pod.runDir, { recursive: true, force: true });
 }
