@@ -53,7 +53,7 @@ export async function createContainer(ctx: Context, p: ContainerParams, rb: Roll
   const cgroupsPath = containerCgroupPath(ctx.config.cgroupParent, pod.id, spec.name);
   const limits = limitsFromResources(spec.resources);
   // env resolved from ConfigMaps/Secrets/fields, $(VAR) expanded, volumeMounts → mounts
-  const prepared = await prepareContainer(ctx, pod, spec, p.warn);
+  const prepared = await prepareContainer(ctx, pod, spec, p.warn, rb);
   const built = buildConfig({
     containerName: spec.name,
     image: imageConfig,

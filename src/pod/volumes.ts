@@ -14,8 +14,9 @@
  *   teardownVolumes  unmount and remove everything under the pod's volume dirs (idempotent, so it
  *                    also cleans up after a creation cut short); named volumes and hostPaths stay
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, constants as fsConstants } from 'node:fs';
 import type { Stats } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Context } from './context.js';
 import type { Rollback } from './rollback.js';
@@ -294,6 +295,52 @@ export async function resolveSubPath(root: string, subPath: string, create: bool
   return resolveSubPath(root, rel, create, depth + 1);
 }
 
+/** Linux O_PATH: an fd that names an inode without opening it (no side effects on fifos or devices). */
+const O_PATH = 0o10000000;
+
+/**
+ * Opens `rel` (symlink-free, from resolveSubPath) under `root` one component at a time without
+ * following symlinks, so that a container swapping a directory for a symlink after the check
+ * cannot make nspod mount something outside the volume. Returns an O_PATH handle.
+ */
+async function openInside(root: string, rel: string): Promise<fs.FileHandle> {
+  const flags = O_PATH | fsConstants.O_NOFOLLOW;
+  let fh = await fs.open(root, flags | fsConstants.O_DIRECTORY);
+  try {
+    for (const part of rel.split('/').filter((x) => x !== '' && x !== '.')) {
+      const next = await fs.open(`/proc/self/fd/${fh.fd}/${part}`, flags);
+      await fh.close();
+      fh = next;
+      if ((await fh.stat()).isSymbolicLink()) throw new UnsafeEntryError(`was changed to a symlink at "${part}"`);
+    }
+    return fh;
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+}
+
+/**
+ * Bind-mounts `rel` inside `root` at a private host path under the pod's run dir, through an fd
+ * opened without following symlinks (as kubelet does), and returns that path for config.json.
+ */
+async function bindSubPath(ctx: Context, pod: PodRecord, root: string, rel: string, name: string): Promise<string> {
+  const fh = await openInside(root, rel);
+  try {
+    const st = await fh.stat();
+    if (!st.isDirectory() && !st.isFile()) throw new UnsafeEntryError('is neither a file nor a directory');
+    const target = path.join(runVolumeDir(pod), 'subpath', name);
+    await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+    if (st.isDirectory()) await fs.mkdir(target, { mode: 0o755 });
+    else await fs.writeFile(target, '', { flag: 'wx', mode: 0o600 });
+    // --no-canonicalize: mount(2) then follows the fd's magic link to the very inode opened
+    await ctx.host.run('mount', ['--no-canonicalize', '--bind', `/proc/${process.pid}/fd/${fh.fd}`, target]);
+    return target;
+  } finally {
+    await fh.close();
+  }
+}
+
 const PROPAGATION = { None: 'rprivate', HostToContainer: 'rslave', Bidirectional: 'rshared' } as const;
 
 export interface PreparedContainer {
@@ -310,6 +357,7 @@ export async function prepareContainer(
   pod: PodRecord,
   c: ContainerSpec,
   warn: (msg: string) => void,
+  rb?: Rollback,
 ): Promise<PreparedContainer> {
   const stores = volumeStores(ctx);
   const index = pod.spec.containers.findIndex((x) => x.name === c.name);
@@ -325,6 +373,7 @@ export async function prepareContainer(
   const volumes = new Map((pod.spec.volumes ?? []).map((v) => [v.name, v]));
   const mounts: Array<OciMount & { destination: string }> = [];
   let rootfsPropagation: string | undefined;
+  const tag = randomBytes(4).toString('hex'); // a container may be created again under its name
   for (const [j, vm] of (c.volumeMounts ?? []).entries()) {
     const field = `${cp}.volumeMounts[${j}]`;
     const vol = volumes.get(vm.name);
@@ -334,11 +383,14 @@ export async function prepareContainer(
     let source = volumeHostPath(stores, pod, vol);
     if (vm.subPath !== undefined) {
       try {
-        source = await resolveSubPath(
-          source,
-          vm.subPath,
-          !projected && !('hostPath' in s && s.hostPath.type === 'File'),
-        );
+        const root = source;
+        const resolved = await resolveSubPath(root, vm.subPath, !projected);
+        const bound = await bindSubPath(ctx, pod, root, path.relative(root, resolved), `${c.name}-${tag}-${j}`);
+        rb?.push(`unmount ${bound}`, async () => {
+          await unmountIfMounted(ctx.host, bound);
+          await fs.rm(bound, { recursive: true, force: true });
+        });
+        source = bound;
       } catch (e) {
         if (e instanceof UnsafeEntryError)
           throw invalidArgument(

@@ -145,6 +145,7 @@ function readSource(r: Reader, key: (typeof SOURCES)[number], m: YamlMap, path: 
         const bytes = memoryBytes(size, `${p}.sizeLimit`);
         if (bytes <= 0) fail(`${p}.sizeLimit`, 'must be greater than zero');
         emptyDir.sizeLimitBytes = bytes;
+        if (medium === '') r.warnings.push(`${p}.sizeLimit: not enforced for a disk-backed emptyDir`);
       }
       return { emptyDir };
     }
