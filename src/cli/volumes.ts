@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { Runtime } from '../pod/index.js';
 import type { ConfigKind } from '../volume/index.js';
-import { alreadyExists, hasErrno, invalidArgument, notFound } from '../errors/index.js';
+import { hasErrno, invalidArgument, notFound } from '../errors/index.js';
 import { age, bytes, parseFormat, render, table } from './format.js';
 
 type Open = () => Promise<Runtime>;
@@ -25,7 +25,7 @@ function keyValue(flag: string, v: string): [string, string] {
 export async function readSources(literals: string[], files: string[]): Promise<Record<string, Buffer>> {
   const data: Record<string, Buffer> = {};
   const put = (flag: string, k: string, v: Buffer) => {
-    if (k in data) throw alreadyExists(`${flag}: key ${JSON.stringify(k)} given twice`);
+    if (k in data) throw invalidArgument(`${flag}: key ${JSON.stringify(k)} given twice`);
     data[k] = v;
   };
   for (const l of literals) {

@@ -157,7 +157,7 @@ export function openConfigObjectStore(opts: { root: string }): ConfigObjectStore
       // 0700 dirs and 0600 files: root only (secrets, and configmaps alike: cheap and safe)
       await fs.mkdir(path.dirname(f), { recursive: true, mode: 0o700 });
       const rec: StoredConfigObject = { ...obj, createdAt: new Date().toISOString() };
-      const tmp = `${f}.tmp-${process.pid}`;
+      const tmp = `${f}.tmp-${process.pid}-${Math.random().toString(16).slice(2)}`;
       const fh = await fs.open(tmp, 'wx', 0o600);
       try {
         await fh.writeFile(JSON.stringify(rec, null, 2) + '\n');
