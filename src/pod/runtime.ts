@@ -32,6 +32,8 @@ import { driverFor } from './driver.js';
 import { makeNetworkApi } from './network-api.js';
 import { withLockKey } from '../state/lock.js';
 import { PodNetworks, checkHostPorts, portMappingsOf } from '../network/cni/index.js';
+import { checkPodVolumes, setupVolumes } from './volumes.js';
+import { volumeApi } from './volume-api.js';
 
 export interface RuntimeOptions extends ConfigOptions {
   host?: Host;
@@ -239,6 +241,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     rb.push(`forget pod "${spec.name}"`, () => state.deletePod(id));
     pod.sandbox = await createSandbox(ctx, params, rb);
     await state.savePod(pod);
+    await setupVolumes(ctx, pod, rb);
     return pod;
   }
 
@@ -265,6 +268,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
   }
 
   const api = {
+    ...volumeApi(ctx),
     config,
     images,
     cgroupLayout,
@@ -291,6 +295,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       const resolved = await Promise.all(
         spec.containers.map((c, i) => prepareImage(c.image, `spec.containers[${i}].image`)),
       );
+      await checkPodVolumes(ctx, spec);
       lap('images');
       await ctx.runtime();
       return state.withLock(async () => {

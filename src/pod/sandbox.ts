@@ -22,6 +22,7 @@ import { buildConfig } from '../oci/index.js';
 import { startConmon } from '../monitor/index.js';
 import { hostLimits } from './host-limits.js';
 import { driverFor, stopGracefully } from './driver.js';
+import { teardownVolumes } from './volumes.js';
 
 export const PAUSE_NAME = '_pause';
 
@@ -227,6 +228,7 @@ export async function removeSandbox(ctx: Context, pod: PodRecord): Promise<void>
   await detachNetworks(ctx, pod.sandbox);
   await unpinNamespaces(ctx.host, pod.sandbox.namespaces);
   if (pod.sandbox.shm) await unmountShm(ctx.host, pod.sandbox.shm);
+  await teardownVolumes(ctx.host, pod);
   await ctx.cgroups.removePod(pod.sandbox.podCgroupPath);
   await fs.rm(pod.runDir, { recursive: true, force: true });
 }
