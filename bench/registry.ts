@@ -13,22 +13,8 @@ import { realHost } from '../src/host/index.js';
 import { openImageStore } from '../src/image/index.js';
 import { pushImage } from '../src/image/registry/push.js';
 import { buildImage, startRegistry } from '../test/integration/image/registry-helpers.js';
-
-interface Stat {
-  median: number;
-  min: number;
-  max: number;
-}
-
-function stat(xs: number[]): Stat {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  return { median, min: s[0]!, max: s[s.length - 1]! };
-}
-
-const fmt = (s: Stat): string =>
-  `${s.median.toFixed(0).padStart(6)} ms  (min ${s.min.toFixed(0)}, max ${s.max.toFixed(0)})`;
+import { RUNS, cli, fmt, stat } from './common.js';
+import type { Stat } from './common.js';
 
 function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): number {
   const t0 = performance.now();
@@ -89,8 +75,9 @@ function peerPull(ref: string, runs: number, dir: string): { name: string; cold:
   return 'peer not installed (podman, skopeo)';
 }
 
-/** Runs the section and prints it. `cli` is nspod's main.js. */
-export async function benchRegistry(cli: string, runs: number): Promise<void> {
+/** Runs the section and prints it. */
+export async function registrySection(): Promise<void> {
+  const runs = RUNS;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nspod-bench-registry-'));
   mkdirSync(path.join(dir, 'registry'));
   const registry = await startRegistry(path.join(dir, 'registry'));

@@ -1,5 +1,5 @@
 /** Validation of registries.json (see config.ts for the format), with zod. */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { invalidArgument, messageOf } from '../../errors/index.js';
 import { DOCKER_HUB } from '../reference.js';
 import type { RegistriesConfig } from './config.js';
