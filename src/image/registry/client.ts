@@ -209,7 +209,12 @@ export class RegistryClient {
     await this.dispatcher.close().catch(() => undefined);
   }
 
-  private async retry<T>(what: string, maxAttempts: number | undefined, fn: () => Promise<T>): Promise<T> {
+  private async retry<T>(
+    what: string,
+    maxAttempts: number | undefined,
+    fn: () => Promise<T>,
+    onRetry?: (attempt: number, error: unknown) => void,
+  ): Promise<T> {
     const attempts = maxAttempts ?? this.opts.retry?.attempts ?? 4;
     const base = this.opts.retry?.baseDelayMs ?? 300;
     for (let attempt = 1; ; attempt++) {
@@ -218,6 +223,7 @@ export class RegistryClient {
       } catch (e) {
         if (!isTransient(e) || attempt >= attempts) throw this.wrap(e, what);
         this.opts.onRetry?.(what, attempt, e);
+        onRetry?.(attempt, e);
         await sleep(base * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5));
       }
     }
@@ -510,45 +516,51 @@ export class RegistryClient {
     size: number,
     sink: BlobSink,
     onBytes?: (received: number) => void,
+    onRetry?: (attempt: number, error: unknown) => void,
   ): Promise<void> {
     const what = `${this.registry}/${repo}: blob ${digest.slice(0, 19)}…`;
     let received = 0;
-    await this.retry(what, undefined, async () => {
-      const headers: Record<string, string> = {};
-      if (received > 0) headers.range = `bytes=${received}-`;
-      const res = await this.sendOnce({
-        method: 'GET',
-        path: `/v2/${repo}/blobs/${digest}`,
-        scope: `repository:${repo}:pull`,
-        headers,
-      });
-      if (res.statusCode === 206 && received > 0) {
-        const cr = String(res.headers['content-range'] ?? '');
-        if (!cr.startsWith(`bytes ${received}-`)) {
-          await res.body.dump();
-          received = 0;
-          await sink.reset();
-          throw new ShortBody(`server resumed at the wrong offset (${cr})`);
+    await this.retry(
+      what,
+      undefined,
+      async () => {
+        const headers: Record<string, string> = {};
+        if (received > 0) headers.range = `bytes=${received}-`;
+        const res = await this.sendOnce({
+          method: 'GET',
+          path: `/v2/${repo}/blobs/${digest}`,
+          scope: `repository:${repo}:pull`,
+          headers,
+        });
+        if (res.statusCode === 206 && received > 0) {
+          const cr = String(res.headers['content-range'] ?? '');
+          if (!cr.startsWith(`bytes ${received}-`)) {
+            await res.body.dump();
+            received = 0;
+            await sink.reset();
+            throw new ShortBody(`server resumed at the wrong offset (${cr})`);
+          }
+        } else if (res.statusCode === 200) {
+          if (received > 0) {
+            received = 0;
+            await sink.reset();
+          }
+        } else {
+          return this.fail(res, what);
         }
-      } else if (res.statusCode === 200) {
-        if (received > 0) {
-          received = 0;
-          await sink.reset();
+        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+          received += chunk.length;
+          if (received > size) {
+            res.body.destroy();
+            throw invalidArgument(`${what}: the registry sent more than the ${size} bytes the manifest declares`);
+          }
+          await sink.write(chunk);
+          onBytes?.(received);
         }
-      } else {
-        return this.fail(res, what);
-      }
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        received += chunk.length;
-        if (received > size) {
-          res.body.destroy();
-          throw invalidArgument(`${what}: the registry sent more than the ${size} bytes the manifest declares`);
-        }
-        await sink.write(chunk);
-        onBytes?.(received);
-      }
-      if (received < size) throw new ShortBody(`connection ended after ${received} of ${size} bytes`);
-    });
+        if (received < size) throw new ShortBody(`connection ended after ${received} of ${size} bytes`);
+      },
+      onRetry,
+    );
   }
 
   /**

@@ -389,7 +389,6 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
       const fh = await open(tmp, 'w', 0o644);
       let hash = createHash('sha256');
       let size = 0;
-      let retried = false;
       try {
         try {
           await res.client.fetchBlob(
@@ -409,10 +408,8 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
                 await fh.truncate(0);
               },
             },
-            (received) => {
-              if (received < size) retried = true;
-              progress(retried ? 'retrying' : 'downloading', received);
-            },
+            (received) => progress('downloading', received),
+            () => progress('retrying', size),
           );
           await fh.sync();
         } finally {

@@ -266,6 +266,7 @@ spec:
       const s = await fresh();
       const r = await nspod(s, ['pull', `${once.host}/team/app:v1`]);
       assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`${big.slice(7, 19)}: retrying`), 'the retry is shown');
       assert.equal(once.ranges[0], 'none');
       assert.match(once.ranges[1] ?? '', /^bytes=[1-9]\d*-$/, 'the second GET resumed where the first was cut');
       assertBlobsIntact(s.root);
