@@ -30,21 +30,22 @@ function isBusybox(ref: string): boolean {
   }
 }
 
-async function pull(images: ImageStore, ref: string, o: EnsureImageOptions): Promise<ImageInfo> {
+async function pull(images: ImageStore, ref: string, o: EnsureImageOptions, missing: boolean): Promise<ImageInfo> {
   o.onPull?.(ref);
   const { pullImage } = await import('../image/registry/pull.js');
   try {
     return (await pullImage(images, ref, o.pull ?? {})).image;
   } catch (e) {
     const code = e instanceof NspodError ? e.code : 'UNAVAILABLE';
-    throw new NspodError(code, `${o.field}: cannot pull image "${ref}": ${messageOf(e)}`, { cause: e });
+    const what = missing ? 'is not present and cannot be pulled' : 'cannot be pulled';
+    throw new NspodError(code, `${o.field}: image "${ref}" ${what}: ${messageOf(e)}`, { cause: e });
   }
 }
 
 /** The image for `ref`, pulled first when the policy says so (see the module doc). */
 export async function ensureImage(images: ImageStore, ref: string, o: EnsureImageOptions): Promise<ImageInfo> {
   const policy = o.policy ?? 'IfNotPresent';
-  if (policy === 'Always' && !isBusybox(ref)) return pull(images, ref, o);
+  if (policy === 'Always' && !isBusybox(ref)) return pull(images, ref, o, false);
   try {
     return await images.resolve(ref);
   } catch (e) {
@@ -61,6 +62,6 @@ export async function ensureImage(images: ImageStore, ref: string, o: EnsureImag
     } catch {
       throw notFound(`${o.field}: image "${ref}" is not in the local store`, e);
     }
-    return pull(images, ref, o);
+    return pull(images, ref, o, true);
   }
 }

@@ -232,7 +232,10 @@ spec:
         input: yaml(`nope-${tag}`, `${plain.host}/team/app:nope`, 'IfNotPresent'),
       });
       assert.equal(failed.code, 3, failed.stderr);
-      assert.match(failed.stderr, /spec\.containers\[0\]\.image: cannot pull image .*manifest unknown/);
+      assert.match(
+        failed.stderr,
+        /spec\.containers\[0\]\.image: image ".*" is not present and cannot be pulled: .*manifest unknown/,
+      );
       const never = await nspod(p, ['play', '-'], {
         input: yaml(`never-${tag}`, `${plain.host}/team/other:v1`, 'Never'),
       });
