@@ -14,6 +14,7 @@ import { projectDir } from '../config/index.js';
 import { registerPodCommands } from './pods.js';
 import { registerImageCommands } from './images.js';
 import { registerVolumeCommands } from './volumes.js';
+import { registerNetworkCommands } from './network.js';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
   INTERNAL: 1,
@@ -63,6 +64,7 @@ export function buildProgram(): Command {
   registerPodCommands(program, open);
   registerImageCommands(program, open);
   registerVolumeCommands(program, open);
+  registerNetworkCommands(program, open);
   program
     .command('version')
     .description('print the versions of nspod and of the components it drives')

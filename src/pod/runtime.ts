@@ -24,13 +24,15 @@ import type { ContainerSpec, PodSpec } from '../spec/types.js';
 import { alreadyExists, failedPrecondition, invalidArgument, isNspodError, notFound } from '../errors/index.js';
 import type { Context } from './context.js';
 import { Rollback } from './rollback.js';
-import { createSandbox, plannedSandbox, removeSandbox, stopSandbox } from './sandbox.js';
+import { createSandbox, plannedSandbox, podIp, removeSandbox, stopSandbox } from './sandbox.js';
 import { createContainer, removeContainer, startContainer, stopContainer } from './container.js';
 import { containerStatus, podState, processIs } from './status.js';
 import type { ContainerStatus, PodStatus } from './status.js';
 import { driverFor } from './driver.js';
 import { checkPodVolumes, setupVolumes } from './volumes.js';
 import { volumeApi } from './volume-api.js';
+import { makeNetworkApi } from './network-api.js';
+import { PodNetworks, checkHostPorts, portMappingsOf } from '../network/cni/index.js';
 
 export interface RuntimeOptions extends ConfigOptions {
   host?: Host;
@@ -78,6 +80,12 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
   const cgroups = openCgroups({ layout: cgroupLayout, parent: config.cgroupParent });
   let rt: Promise<RuntimeInfo> | undefined;
   const runtimeRoot = path.join(config.runRoot, 'runtime');
+  const networks = new PodNetworks({
+    configDir: config.cniConfigDir,
+    pluginDirs: config.cniPluginDirs,
+    cacheDir: path.join(config.root, 'cni'),
+    ...(config.defaultNetwork ? { defaultNetwork: config.defaultNetwork } : {}),
+  });
   const ctx: Context = {
     config,
     host,
@@ -85,6 +93,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     images,
     cgroupLayout,
     cgroups,
+    networks,
     runtimeRoot,
     runtime: () =>
       (rt ??= detectRuntime(host, {
@@ -127,6 +136,8 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       createdAt: pod.createdAt,
       ...(pod.sandbox.pid ? { sandboxPid: pod.sandbox.pid } : {}),
       sandboxRunning: await processIs(pod.sandbox.conmonPid, 'conmon'),
+      ...(!pod.stoppedAt && podIp(pod.sandbox) ? { ip: podIp(pod.sandbox)! } : {}),
+      ...(!pod.stoppedAt && pod.sandbox.network ? { network: pod.sandbox.network } : {}),
       cgroupPath: pod.sandbox.podCgroupPath,
       containers,
       labels: pod.spec.labels,
@@ -187,7 +198,20 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     return { image, layerDirs: await images.layerDirs(image) };
   }
 
+  /** Host ports the pod asks for must be free: not published by a running pod nor bound on the host. */
+  async function checkPorts(spec: PodSpec): Promise<void> {
+    const mine = portMappingsOf(spec.containers);
+    if (mine.length === 0 || spec.namespaces.network === 'node') return;
+    // From the specs of pods not stopped: a pod being created holds its ports from its first record.
+    const others = (await state.pods())
+      .filter((p) => !p.stoppedAt && p.spec.namespaces.network === 'pod')
+      .map((p) => ({ pod: p.name, mappings: portMappingsOf(p.spec.containers) }))
+      .filter((o) => o.mappings.length > 0);
+    await checkHostPorts(mine, others);
+  }
+
   async function createSandboxLocked(spec: PodSpec, rb: Rollback): Promise<PodRecord> {
+    await checkPorts(spec);
     const id = newId();
     const pod: PodRecord = {
       id,
@@ -244,6 +268,8 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     images,
     cgroupLayout,
     cgroups,
+    /** CNI networks: list, inspect, create, remove, check a pod, prune stale attachments. */
+    network: makeNetworkApi(ctx),
     /** The detected OCI runtime (runc or crun). */
     runtime: () => ctx.runtime(),
 

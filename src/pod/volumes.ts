@@ -366,7 +366,12 @@ export async function prepareContainer(
     pod: pod.spec,
     container: c,
     path: cp,
-    facts: podFacts({ spec: pod.spec, uid: pod.uid }),
+    facts: podFacts({
+      spec: pod.spec,
+      uid: pod.uid,
+      // the sandbox's networks are attached before any container is made
+      podIPs: (pod.sandbox.network?.attachments ?? []).flatMap((a) => (a.ip ? [a.ip] : [])),
+    }),
     lookup: configLookup(pod.spec, stores.configs),
     warn,
   });

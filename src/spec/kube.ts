@@ -23,6 +23,7 @@ import { readContainer } from './kube-container.js';
 import type { ConfigObject } from './types.js';
 import { checkPodReferences, readConfigObject, readVolumes } from './kube-volumes.js';
 import { yaml11Octal } from './yaml-octal.js';
+import { readDns, readHostAliases } from './kube-network.js';
 import { checkDnsLabel, checkDnsSubdomain, checkLabelValue, checkMetadataKey, fail, validatePod } from './validate.js';
 
 export interface ParsePodYamlOptions {
@@ -50,6 +51,9 @@ const POD_FIELDS = [
   'volumes',
   'serviceAccountName',
   'serviceAccount',
+  'hostAliases',
+  'dnsPolicy',
+  'dnsConfig',
 ] as const;
 const DEFAULT_GRACE_SECONDS = 30;
 
@@ -157,6 +161,11 @@ function readPod(r: Reader, doc: YamlMap): PodSpec {
   const sa = optString(s, 'serviceAccountName', 'spec') ?? optString(s, 'serviceAccount', 'spec');
   if (sa !== undefined && sa !== '') pod.serviceAccountName = sa;
   checkPodReferences(pod);
+  const hostAliases = readHostAliases(s, 'spec');
+  if (hostAliases.length) pod.hostAliases = hostAliases;
+  const dns = readDns(r, s, 'spec');
+  if (dns.policy !== 'ClusterFirst' || dns.nameservers.length || dns.searches.length || dns.options.length)
+    pod.dns = dns;
   validatePod(pod);
   return pod;
 }

@@ -134,6 +134,19 @@ export interface ContainerSpec {
   envFrom?: EnvFromSource[];
 }
 
+export interface HostAlias {
+  ip: string;
+  hostnames: string[];
+}
+
+/** The pod's resolver settings (Kubernetes dnsPolicy + dnsConfig). */
+export interface DnsSpec {
+  policy: 'ClusterFirst' | 'ClusterFirstWithHostNet' | 'Default' | 'None';
+  nameservers: string[];
+  searches: string[];
+  options: Array<{ name: string; value?: string }>;
+}
+
 export interface PodSpec {
   name: string;
   namespace: string;
@@ -152,4 +165,7 @@ export interface PodSpec {
   configObjects?: ConfigObject[];
   /** for fieldRef spec.serviceAccountName (default "default") */
   serviceAccountName?: string;
+  /** extra /etc/hosts entries */
+  hostAliases?: HostAlias[];
+  dns?: DnsSpec;
 }

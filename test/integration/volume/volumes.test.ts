@@ -205,6 +205,12 @@ spec:
       // env from every source, in Kubernetes order, with $(VAR) expansion
       const env = environ(writer);
       const uid = (JSON.parse(await nspodOk(sb, ['pods', '-o', 'json'])) as Array<{ uid: string }>)[0]!.uid;
+      // the pod's address as its network namespace has it
+      const addr = spawnSync('nsenter', ['-t', String(writer), '-n', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'], {
+        encoding: 'utf8',
+      }).stdout;
+      const podIP = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(addr)?.[1];
+      assert.ok(podIP?.startsWith(`${sb.net.prefix}.`), `pod address on the sandbox's network: ${addr}`);
       assert.deepEqual(
         {
           GREETING: env['GREETING'],
@@ -234,7 +240,7 @@ spec:
           POD_UID: uid,
           APP: 'web',
           TEAM: 'infra',
-          POD_IP: '',
+          POD_IP: podIP,
           MEM_MI: '64',
           CPU_M: '500',
           URL: 'http://vols.default:8080/$(literal)',
