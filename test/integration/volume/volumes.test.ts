@@ -51,12 +51,28 @@ function environ(pid: number): Record<string, string> {
   return out;
 }
 
+/** ppid from /proc/<pid>/stat (after the command name, which may hold spaces). */
+function ppid(pid: number): number | undefined {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The container's first process: the one in its cgroup whose parent (conmon) is outside it. */
 async function containerPid(sb: Sandbox, name: string): Promise<number> {
   return waitFor(
     `container ${name} running`,
     () => {
       const dir = podCgroupDirs(sb)[0];
-      return dir ? cgroupPids(path.join(dir, name))[0] : undefined;
+      if (!dir) return undefined;
+      const pids = cgroupPids(path.join(dir, name));
+      return pids.find((p) => {
+        const pp = ppid(p);
+        return pp !== undefined && !pids.includes(pp);
+      });
     },
     30_000,
   );
