@@ -13,8 +13,8 @@ import type { ErrorCode } from '../errors/index.js';
 import { projectDir } from '../config/index.js';
 import { registerPodCommands } from './pods.js';
 import { registerImageCommands } from './images.js';
-import { registerVolumeCommands } from './volumes.js';
 import { registerNetworkCommands } from './network.js';
+import { registerVolumeCommands } from './volumes.js';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
   INTERNAL: 1,
@@ -63,8 +63,8 @@ export function buildProgram(): Command {
   };
   registerPodCommands(program, open);
   registerImageCommands(program, open);
-  registerVolumeCommands(program, open);
   registerNetworkCommands(program, open);
+  registerVolumeCommands(program, open);
   program
     .command('version')
     .description('print the versions of nspod and of the components it drives')

@@ -29,10 +29,11 @@ import { createContainer, removeContainer, startContainer, stopContainer } from 
 import { containerStatus, podState, processIs } from './status.js';
 import type { ContainerStatus, PodStatus } from './status.js';
 import { driverFor } from './driver.js';
+import { makeNetworkApi } from './network-api.js';
+import { withLockKey } from '../state/lock.js';
+import { PodNetworks, checkHostPorts, portMappingsOf } from '../network/cni/index.js';
 import { checkPodVolumes, setupVolumes } from './volumes.js';
 import { volumeApi } from './volume-api.js';
-import { makeNetworkApi } from './network-api.js';
-import { PodNetworks, checkHostPorts, portMappingsOf } from '../network/cni/index.js';
 
 export interface RuntimeOptions extends ConfigOptions {
   host?: Host;
@@ -95,13 +96,17 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     cgroups,
     networks,
     runtimeRoot,
+    // One probe at a time per run root: nspod processes started together wait for the first one's
+    // verdict (cached in runtime.json) instead of all probing. The probe's cgroup is a leaf at the
+    // hierarchy root, so it never races with pod cgroups under the shared parent.
     runtime: () =>
-      (rt ??= detectRuntime(host, {
-        ...(config.runtime ? { preferred: config.runtime } : {}),
-        probeDir: path.join(config.runRoot, 'probe'),
-        cacheFile: path.join(config.runRoot, 'runtime.json'),
-        cgroupParent: config.cgroupParent,
-      })),
+      (rt ??= withLockKey(`detect:${config.runRoot}`, () =>
+        detectRuntime(host, {
+          ...(config.runtime ? { preferred: config.runtime } : {}),
+          probeDir: path.join(config.runRoot, 'probe'),
+          cacheFile: path.join(config.runRoot, 'runtime.json'),
+        }),
+      )),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   };
 

@@ -20,10 +20,10 @@ import {
   warnUnknown,
 } from './fields.js';
 import { readContainer } from './kube-container.js';
+import { readDns, readHostAliases } from './kube-network.js';
 import type { ConfigObject } from './types.js';
 import { checkPodReferences, readConfigObject, readVolumes } from './kube-volumes.js';
 import { yaml11Octal } from './yaml-octal.js';
-import { readDns, readHostAliases } from './kube-network.js';
 import { checkDnsLabel, checkDnsSubdomain, checkLabelValue, checkMetadataKey, fail, validatePod } from './validate.js';
 
 export interface ParsePodYamlOptions {
@@ -48,12 +48,12 @@ const POD_FIELDS = [
   'subdomain',
   'restartPolicy',
   'terminationGracePeriodSeconds',
-  'volumes',
-  'serviceAccountName',
-  'serviceAccount',
   'hostAliases',
   'dnsPolicy',
   'dnsConfig',
+  'volumes',
+  'serviceAccountName',
+  'serviceAccount',
 ] as const;
 const DEFAULT_GRACE_SECONDS = 30;
 
@@ -156,16 +156,16 @@ function readPod(r: Reader, doc: YamlMap): PodSpec {
     terminationGracePeriodSeconds: grace ?? DEFAULT_GRACE_SECONDS,
     containers,
   };
-  const volumes = optList(s, 'volumes', 'spec');
-  if (volumes !== undefined) pod.volumes = readVolumes(r, volumes, 'spec.volumes');
-  const sa = optString(s, 'serviceAccountName', 'spec') ?? optString(s, 'serviceAccount', 'spec');
-  if (sa !== undefined && sa !== '') pod.serviceAccountName = sa;
-  checkPodReferences(pod);
   const hostAliases = readHostAliases(s, 'spec');
   if (hostAliases.length) pod.hostAliases = hostAliases;
   const dns = readDns(r, s, 'spec');
   if (dns.policy !== 'ClusterFirst' || dns.nameservers.length || dns.searches.length || dns.options.length)
     pod.dns = dns;
+  const volumes = optList(s, 'volumes', 'spec');
+  if (volumes !== undefined) pod.volumes = readVolumes(r, volumes, 'spec.volumes');
+  const sa = optString(s, 'serviceAccountName', 'spec') ?? optString(s, 'serviceAccount', 'spec');
+  if (sa !== undefined && sa !== '') pod.serviceAccountName = sa;
+  checkPodReferences(pod);
   validatePod(pod);
   return pod;
 }

@@ -160,12 +160,12 @@ export interface PodSpec {
   restartPolicy: RestartPolicy;
   terminationGracePeriodSeconds: number;
   containers: ContainerSpec[];
+  /** extra /etc/hosts entries */
+  hostAliases?: HostAlias[];
+  dns?: DnsSpec;
   volumes?: VolumeSpec[];
   /** ConfigMaps and Secrets that came with the pod (same file, same namespace) */
   configObjects?: ConfigObject[];
   /** for fieldRef spec.serviceAccountName (default "default") */
   serviceAccountName?: string;
-  /** extra /etc/hosts entries */
-  hostAliases?: HostAlias[];
-  dns?: DnsSpec;
 }

@@ -10,6 +10,8 @@ import { unavailable } from '../errors/index.js';
 
 export interface HeldLock {
   release(): Promise<void>;
+  /** how many waiters are connected now */
+  waiters(): number;
 }
 
 /** The abstract socket name for `key` (hashed: names are limited to 107 bytes). */
@@ -54,6 +56,7 @@ export async function acquireLock(key: string, timeoutMs = 120_000): Promise<Hel
     if (server) {
       server.unref();
       return {
+        waiters: () => (server as net.Server & { conns?: Set<net.Socket> }).conns?.size ?? 0,
         release: () =>
           new Promise<void>((resolve) => {
             for (const c of (server as net.Server & { conns?: Set<net.Socket> }).conns ?? []) c.destroy();
@@ -63,7 +66,12 @@ export async function acquireLock(key: string, timeoutMs = 120_000): Promise<Hel
     }
     if (Date.now() > deadline)
       throw unavailable(`timed out after ${timeoutMs / 1000} s waiting for the lock on ${key}`);
-    await Promise.race([waitForRelease(addr), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      waitForRelease(addr),
+      new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
+    ]);
+    clearTimeout(timer); // a pending timer would keep the process alive after its work is done
   }
 }
 

@@ -6,7 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   makeSandbox,
   destroySandbox,
@@ -221,12 +221,20 @@ spec:
       // env from every source, in Kubernetes order, with $(VAR) expansion
       const env = environ(writer);
       const uid = (JSON.parse(await nspodOk(sb, ['pods', '-o', 'json'])) as Array<{ uid: string }>)[0]!.uid;
-      // the pod's address as its network namespace has it
-      const addr = spawnSync('nsenter', ['-t', String(writer), '-n', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'], {
-        encoding: 'utf8',
-      }).stdout;
-      const podIP = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(addr)?.[1];
-      assert.ok(podIP?.startsWith(`${sb.net.prefix}.`), `pod address on the sandbox's network: ${addr}`);
+      // status.podIP: the address eth0 has inside the pod's network namespace
+      const podIp = /inet (\S+)\//.exec(
+        execFileSync('nsenter', [
+          `--net=/proc/${writer}/ns/net`,
+          'ip',
+          '-4',
+          '-o',
+          'addr',
+          'show',
+          'dev',
+          'eth0',
+        ]).toString(),
+      )?.[1];
+      assert.ok(podIp?.startsWith(`${sb.net.prefix}.`), `pod IP ${podIp} in the sandbox subnet`);
       assert.deepEqual(
         {
           GREETING: env['GREETING'],
@@ -256,7 +264,7 @@ spec:
           POD_UID: uid,
           APP: 'web',
           TEAM: 'infra',
-          POD_IP: podIP,
+          POD_IP: podIp,
           MEM_MI: '64',
           CPU_M: '500',
           URL: 'http://vols.default:8080/$(literal)',

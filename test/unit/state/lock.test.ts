@@ -38,6 +38,30 @@ describe('process lock', () => {
     assert.deepEqual(order, ['a+', 'a-', 'b+', 'b-', 'c+', 'c-']);
   });
 
+  it('a process that waited for the lock exits as soon as its work is done', async () => {
+    const key = `t-${randomBytes(4).toString('hex')}`;
+    const mine = await acquireLock(key);
+    const code = `import(${JSON.stringify(lockModule)}).then(async (m) => {
+      process.stdout.write('waiting\\n');
+      await m.withLockKey(${JSON.stringify(key)}, async () => undefined);
+    });`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    await new Promise((r) => child.stdout.once('data', r));
+    for (let i = 0; i < 2000 && mine.waiters() === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(mine.waiters(), 1, 'the child waits for the lock');
+    await mine.release();
+    // Nothing may keep it alive (the wait's timeout timer once did, for up to two minutes).
+    const code2 = await Promise.race([
+      exited,
+      new Promise<string>((r) => setTimeout(() => r('still running'), 30_000).unref()),
+    ]);
+    if (code2 === 'still running') child.kill('SIGKILL');
+    assert.equal(code2, 0);
+  });
+
   it('is released by the kernel when its holder is killed with SIGKILL', async () => {
     const key = `t-${randomBytes(4).toString('hex')}`;
     const h = await holder(key);
