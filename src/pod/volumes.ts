@@ -418,3 +418,42 @@ export async function prepareContainer(
   mounts.sort((a, b) => a.destination.split('/').length - b.destination.split('/').length);
   return { spec, mounts, ...(rootfsPropagation ? { rootfsPropagation } : {}) };
 }
+
+/** One row of `inspect pod`'s volume table. */
+export interface VolumeRow {
+  name: string;
+  /** emptyDir, emptyDir (Memory), hostPath, configMap, secret, persistentVolumeClaim */
+  type: string;
+  /** the object or path it comes from (ConfigMap/Secret/claim name, hostPath path) */
+  source: string;
+  /** where it is on the host */
+  hostPath: string;
+  /** `container:/mount/path` (+ ` (ro)`, ` subPath=…`) for every mount of it */
+  mounts: string[];
+}
+
+export function describeVolumes(stores: VolumeStores, pod: Pick<PodRecord, 'dir' | 'runDir' | 'spec'>): VolumeRow[] {
+  return (pod.spec.volumes ?? []).map((vol) => {
+    const s = vol.source;
+    const [type, source] =
+      'emptyDir' in s
+        ? [s.emptyDir.medium === 'Memory' ? 'emptyDir (Memory)' : 'emptyDir', '']
+        : 'hostPath' in s
+          ? ['hostPath', s.hostPath.type ? `${s.hostPath.path} (${s.hostPath.type})` : s.hostPath.path]
+          : 'configMap' in s
+            ? ['configMap', s.configMap.name]
+            : 'secret' in s
+              ? ['secret', s.secret.secretName]
+              : ['persistentVolumeClaim', s.persistentVolumeClaim.claimName];
+    const ro = 'configMap' in s || 'secret' in s || ('persistentVolumeClaim' in s && s.persistentVolumeClaim.readOnly);
+    const mounts = pod.spec.containers.flatMap((c) =>
+      (c.volumeMounts ?? [])
+        .filter((m) => m.name === vol.name)
+        .map(
+          (m) =>
+            `${c.name}:${m.mountPath}${m.readOnly || ro ? ' (ro)' : ''}${m.subPath ? ` subPath=${m.subPath}` : ''}`,
+        ),
+    );
+    return { name: vol.name, type, source, hostPath: volumeHostPath(stores, pod, vol), mounts };
+  });
+}
