@@ -144,6 +144,21 @@ function fieldValue(fieldPath: string, f: PodFacts, where: string): string {
   return (meta[0] === 'labels' ? f.labels : f.annotations)[meta[1]] ?? '';
 }
 
+/** `key="value"` lines sorted by key, as kubelet writes a whole label or annotation map. */
+export function formatMap(m: Record<string, string>): string {
+  return Object.keys(m)
+    .sort()
+    .map((k) => `${k}=${JSON.stringify(m[k])}`)
+    .join('\n');
+}
+
+/** The content of a downwardAPI volume file for a fieldRef. */
+export function downwardFieldValue(fieldPath: string, f: PodFacts, where: string): string {
+  if (fieldPath === 'metadata.labels') return formatMap(f.labels);
+  if (fieldPath === 'metadata.annotations') return formatMap(f.annotations);
+  return fieldValue(fieldPath, f, where);
+}
+
 /**
  * resourceFieldRef: the container's limit or request divided by `divisor` (milli-CPUs for cpu,
  * bytes for memory), rounded up. An unset limit is the node's capacity (CPUs, memory), as

@@ -138,6 +138,52 @@ ${ctr(`      volumeMounts:
   });
 });
 
+describe('downwardAPI volumes', () => {
+  it('reads fieldRef and resourceFieldRef items', () => {
+    const { pods } = parse(`  volumes:
+    - name: info
+      downwardAPI:
+        defaultMode: 0440
+        items:
+          - { path: labels, fieldRef: { fieldPath: metadata.labels } }
+          - { path: app, fieldRef: { fieldPath: "metadata.labels['app']" }, mode: 0400 }
+          - { path: cpu, resourceFieldRef: { containerName: app, resource: limits.cpu, divisor: 1m } }
+${ctr()}`);
+    assert.deepEqual(pods[0]!.volumes![0]!.source, {
+      downwardAPI: {
+        defaultMode: 0o440,
+        items: [
+          { path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } },
+          { path: 'app', fieldRef: { fieldPath: "metadata.labels['app']" }, mode: 0o400 },
+          { path: 'cpu', resourceFieldRef: { containerName: 'app', resource: 'limits.cpu', divisor: 1 } },
+        ],
+      },
+    });
+  });
+
+  it('refuses what a volume cannot project, naming the field', () => {
+    const cases: Array<[string, RegExp]> = [
+      [
+        '{ path: ip, fieldRef: { fieldPath: status.podIP } }',
+        /items\[0\]\.fieldRef\.fieldPath: "status.podIP" is not supported/,
+      ],
+      [
+        '{ path: c, resourceFieldRef: { resource: limits.cpu } }',
+        /items\[0\]\.resourceFieldRef\.containerName: required in a volume/,
+      ],
+      [
+        '{ path: c, resourceFieldRef: { containerName: x, resource: limits.cpu } }',
+        /^spec\.volumes\[0\]\.downwardAPI\.items\[0\]\.resourceFieldRef\.containerName: no container named "x"/,
+      ],
+      ['{ path: ../c, fieldRef: { fieldPath: metadata.name } }', /items\[0\]\.path: "..\/c" must not contain '..'/],
+      ['{ path: c }', /items\[0\]: one of fieldRef or resourceFieldRef is required/],
+    ];
+    for (const [item, re] of cases) {
+      assert.match(errorOf(`${head}  volumes: [{ name: v, downwardAPI: { items: [${item}] } }]\n${ctr()}`), re, item);
+    }
+  });
+});
+
 describe('env valueFrom and envFrom', () => {
   it('reads every source', () => {
     const { pods } = parse(
