@@ -105,6 +105,15 @@ export function checkRelativePath(p: string, path: string): void {
   if (p.includes('\0')) fail(path, 'must not contain NUL');
 }
 
+/** No item path may be a directory of another (`a` and `a/b` cannot both be files). */
+function checkPathNesting(paths: string[], path: string): void {
+  paths.forEach((p, i) => {
+    const j = paths.findIndex((q) => q.startsWith(`${p}/`));
+    if (j >= 0)
+      fail(`${path}.items[${j}].path`, `${JSON.stringify(paths[j])} is inside ${JSON.stringify(p)} (items[${i}])`);
+  });
+}
+
 function optMode(m: YamlMap, key: string, path: string): number | undefined {
   return optInt(m, key, path, { min: 0, max: MAX_MODE });
 }
@@ -113,7 +122,7 @@ function readItems(r: Reader, m: YamlMap, path: string): KeyToPath[] | undefined
   const list = optList(m, 'items', path);
   if (list === undefined) return undefined;
   const seen = new Set<string>();
-  return list.map((item, i) => {
+  const items = list.map((item, i) => {
     const p = `${path}.items[${i}]`;
     const im = asMap(item, p);
     warnUnknown(r, im, ['key', 'path', 'mode'], p);
@@ -128,6 +137,11 @@ function readItems(r: Reader, m: YamlMap, path: string): KeyToPath[] | undefined
     if (mode !== undefined) out.mode = mode;
     return out;
   });
+  checkPathNesting(
+    items.map((x) => x.path),
+    path,
+  );
+  return items;
 }
 
 function readSource(r: Reader, key: (typeof SOURCES)[number], m: YamlMap, path: string): VolumeSource {
@@ -347,7 +361,7 @@ const DOWNWARD_FIELDS = [
 
 function readDownwardItems(r: Reader, m: YamlMap, path: string): DownwardAPIItem[] {
   const seen = new Set<string>();
-  return (optList(m, 'items', path) ?? []).map((item, i) => {
+  const items = (optList(m, 'items', path) ?? []).map((item, i) => {
     const p = `${path}.items[${i}]`;
     const im = asMap(item, p);
     warnUnknown(r, im, ['path', 'fieldRef', 'resourceFieldRef', 'mode'], p);
@@ -370,6 +384,11 @@ function readDownwardItems(r: Reader, m: YamlMap, path: string): DownwardAPIItem
     if (mode !== undefined) out.mode = mode;
     return out;
   });
+  checkPathNesting(
+    items.map((x) => x.path),
+    path,
+  );
+  return items;
 }
 
 /** Reads a container's `envFrom`. */

@@ -130,6 +130,10 @@ ${ctr(`      volumeMounts:
         /emptyDir\.medium: "Disk" is not "" or Memory/,
       ],
       [
+        `  volumes: [{ name: v, configMap: { name: c, items: [{ key: k, path: a }, { key: l, path: a/b }] } }]\n${ctr()}`,
+        /^spec\.volumes\[0\]\.configMap\.items\[1\]\.path: "a\/b" is inside "a" \(items\[0\]\)/,
+      ],
+      [
         `  volumes: [{ name: v, emptyDir: {} }]\n${ctr('      volumeMounts: [{ name: v, mountPath: /x, mountPropagation: Bidirectional }]')}`,
         /mountPropagation: Bidirectional is only allowed in privileged containers/,
       ],
