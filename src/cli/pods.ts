@@ -1,7 +1,6 @@
 /** Pod commands: play, pods, ps, inspect, logs, exec, stop, rm. They print; the Runtime does. */
 import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
-import { parsePodYaml } from '../spec/index.js';
 import { inspectPod } from '../pod/index.js';
 import type { CgroupNode, PodInspect, Runtime } from '../pod/index.js';
 import type { CgroupLimits } from '../cgroups/index.js';
@@ -150,6 +149,8 @@ export function registerPodCommands(program: Command, open: Open): void {
           : await fs.readFile(file, 'utf8').catch((e: Error) => {
               throw notFound(`${file}: ${e.message.replace(/^.*?: /, '')}`);
             });
+      // Loaded here: the YAML parser is the biggest module nspod has, and only play needs it.
+      const { parsePodYaml } = await import('../spec/kube.js');
       const { pods, warnings } = parsePodYaml(text, { source: file });
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       const rt = await open();

@@ -8,7 +8,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { z } from 'zod';
+import type { z } from 'zod/v3';
 import { alreadyExists, failedPrecondition, hasErrno, invalidArgument, notFound } from '../../errors/index.js';
 import { NETWORK_NAME_RE, confListSchema, singleConfSchema } from './types.js';
 import type { ConfList } from './types.js';

@@ -2,7 +2,7 @@
  * CNI wire types (CNI spec 1.0.0, and what 0.4.0 plugins print), validated with zod where nspod
  * reads them: network configuration lists from disk, and plugin results and errors from stdout.
  */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 
 /** A plugin entry of a conflist: `type` plus whatever the plugin reads. */
 export const pluginConfSchema = z
