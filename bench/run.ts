@@ -3,17 +3,20 @@
  * the figure of a peer (podman, skopeo) from the same run where it is installed.
  *   pod       examples/pod.yaml up and teardown (nspod play vs podman kube play)
  *   network   CNI ADD/DEL, 20 pods started at once
+ *   volumes   examples/volumes.yaml up and teardown (nspod play vs podman kube play)
  *   registry  pull of a ~180 MiB image from docker-registry on loopback, cold and warm (vs podman pull)
  */
 import os from 'node:os';
 import { RUNS } from './common.js';
 import { podSection } from './pod.js';
 import { networkSection } from './network.js';
+import { volumesSection } from './volumes.js';
 import { registrySection } from './registry.js';
 
 const sections: Record<string, () => void | Promise<void>> = {
   pod: podSection,
   network: networkSection,
+  volumes: volumesSection,
   registry: registrySection,
 };
 
