@@ -20,6 +20,7 @@ import {
 } from './fields.js';
 import { cpuMilli, memoryBytes } from './quantity.js';
 import { checkDnsLabel, fail, normalizeCapability } from './validate.js';
+import { PROBE_CONTAINER_FIELDS, readProbeFields } from './kube-probes.js';
 
 const CONTAINER_FIELDS = [
   'name',
@@ -33,6 +34,7 @@ const CONTAINER_FIELDS = [
   'securityContext',
   'tty',
   'stdin',
+  ...PROBE_CONTAINER_FIELDS,
 ] as const;
 const SECURITY_FIELDS = [
   'runAsUser',
@@ -165,8 +167,8 @@ function readSecurity(r: Reader, m: YamlMap | undefined, path: string): Security
   return sc;
 }
 
-/** Reads `spec.containers[i]` (path is that prefix). */
-export function readContainer(r: Reader, item: unknown, path: string): ContainerSpec {
+/** Reads `spec.containers[i]` (path is that prefix), or `spec.initContainers[i]` with `init`. */
+export function readContainer(r: Reader, item: unknown, path: string, init = false): ContainerSpec {
   const m = asMap(item, path);
   warnUnknown(r, m, CONTAINER_FIELDS, path);
   const name = reqString(m, 'name', path);
@@ -199,5 +201,6 @@ export function readContainer(r: Reader, item: unknown, path: string): Container
   c.securityContext = readSecurity(r, optMap(m, 'securityContext', path), `${path}.securityContext`);
   c.tty = optBool(m, 'tty', path) ?? false;
   c.stdin = optBool(m, 'stdin', path) ?? false;
+  readProbeFields(r, m, path, c, init);
   return c;
 }

@@ -44,6 +44,7 @@ const POD_FIELDS = [
   'subdomain',
   'restartPolicy',
   'terminationGracePeriodSeconds',
+  'initContainers',
 ] as const;
 const DEFAULT_GRACE_SECONDS = 30;
 
@@ -127,6 +128,13 @@ function readPod(r: Reader, doc: YamlMap): PodSpec {
     return c;
   });
 
+  const initContainers = (optList(s, 'initContainers', 'spec') ?? []).map((item, i) => {
+    const c = readContainer(r, item, `spec.initContainers[${i}]`, true);
+    if (names.has(c.name)) fail(`spec.initContainers[${i}].name`, `duplicate name ${JSON.stringify(c.name)}`);
+    names.add(c.name);
+    return c;
+  });
+
   const namespaces = readNamespaces(s);
   const hostname = optString(s, 'hostname', 'spec');
   if (hostname !== undefined && hostname !== '') checkDnsLabel(hostname, 'spec.hostname');
@@ -145,6 +153,7 @@ function readPod(r: Reader, doc: YamlMap): PodSpec {
     restartPolicy: restartPolicy satisfies RestartPolicy,
     terminationGracePeriodSeconds: grace ?? DEFAULT_GRACE_SECONDS,
     containers,
+    ...(initContainers.length ? { initContainers } : {}),
   };
   validatePod(pod);
   return pod;

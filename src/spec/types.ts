@@ -5,6 +5,10 @@
  */
 
 /** How a pod-level namespace is provided. `pod`: the sandbox's; `node`: the host's; `container`: the container's own. */
+import type { Lifecycle, Probe } from './probe-types.js';
+
+export type { Lifecycle, Probe } from './probe-types.js';
+
 export type NamespaceMode = 'pod' | 'container' | 'node';
 
 export interface PodNamespaces {
@@ -66,6 +70,12 @@ export interface ContainerSpec {
   securityContext: SecurityContext;
   tty: boolean;
   stdin: boolean;
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  startupProbe?: Probe;
+  lifecycle?: Lifecycle;
+  /** init containers only: `Always` makes it a native sidecar */
+  restartPolicy?: 'Always';
 }
 
 export interface PodSpec {
@@ -81,4 +91,6 @@ export interface PodSpec {
   restartPolicy: RestartPolicy;
   terminationGracePeriodSeconds: number;
   containers: ContainerSpec[];
+  /** run one at a time to completion before `containers` (sidecars: restartPolicy Always, kept running) */
+  initContainers?: ContainerSpec[];
 }
