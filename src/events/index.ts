@@ -114,8 +114,9 @@ export function openEventLog(root: string): EventLog {
           }
         }
         await new Promise<void>((r) => {
-          const t = setTimeout(r, 200);
-          o.signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+          const onAbort = () => (clearTimeout(t), r());
+          const t = setTimeout(() => (o.signal.removeEventListener('abort', onAbort), r()), 200);
+          o.signal.addEventListener('abort', onAbort, { once: true });
         });
       }
     },

@@ -101,6 +101,8 @@ function connect(pod: PodRecord, host: string, port: number, timeoutMs: number):
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const stream = Duplex.from({ readable: child.stdout, writable: child.stdin });
+  stream.on('error', () => undefined);
+  child.stdin.on('error', () => undefined);
   // http/http2/tls call socket methods a plain Duplex lacks
   Object.assign(stream, { setTimeout: () => stream, setNoDelay: () => stream, setKeepAlive: () => stream, unref: () => stream, ref: () => stream });
   const relay: Relay = { stream, child, close: () => (child.kill('SIGKILL'), stream.destroy()) };
@@ -179,10 +181,10 @@ async function httpGet(
             (res) => {
               res.resume();
               res.once('end', () => resolve(res.statusCode ?? 0));
-              res.once('error', reject);
+              res.on('error', reject);
             },
           );
-          req.once('error', reject);
+          req.on('error', reject);
           req.end();
         });
       })(),
@@ -248,7 +250,7 @@ async function grpcCheck(t: HandlerTarget, port: number, service: string, timeou
         const sess = http2.connect(`http://${host}:${port}`, { createConnection: () => stream as unknown as net.Socket });
         session = sess;
         return new Promise<{ status: number; grpcStatus: string; grpcMessage: string }>((resolve, reject) => {
-          sess.once('error', reject);
+          sess.on('error', reject);
           const req = sess.request({
             ':method': 'POST',
             ':path': '/grpc.health.v1.Health/Check',
@@ -266,7 +268,7 @@ async function grpcCheck(t: HandlerTarget, port: number, service: string, timeou
           req.on('response', take);
           req.on('trailers', take);
           req.on('data', (b: Buffer) => chunks.push(b));
-          req.once('error', reject);
+          req.on('error', reject);
           req.once('end', () => resolve({ status: healthStatus(Buffer.concat(chunks)), grpcStatus, grpcMessage }));
           req.end(healthRequest(service));
         });

@@ -149,8 +149,9 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     const tickMs = o.tickMs ?? 1000;
     while (!o.signal.aborted) {
       await new Promise<void>((r) => {
-        const t = setTimeout(r, tickMs);
-        o.signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+        const onAbort = () => (clearTimeout(t), r());
+        const t = setTimeout(() => (o.signal.removeEventListener('abort', onAbort), r()), tickMs);
+        o.signal.addEventListener('abort', onAbort, { once: true });
       });
       if (o.signal.aborted) break;
       await scan().catch((e: unknown) => log(`scan: ${messageOf(e)}`));

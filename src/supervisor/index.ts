@@ -8,7 +8,7 @@ export { runSupervisor, ensureSupervisor, supervisorPid, readySupervisorPid, sup
 export type { SupervisorOptions, SupervisorFiles } from './daemon.js';
 export { PodWorker } from './pod-worker.js';
 export type { WorkerEnv } from './pod-worker.js';
-export { markSupervised, readSupPod, backoffDelayMs, backoffConfig, isSidecar } from './state.js';
+export { markSupervised, newSupPodFor, readSupPod, backoffDelayMs, backoffConfig, isSidecar } from './state.js';
 export type { SupPod, SupContainer, Terminated } from './state.js';
 export { podView } from './view.js';
 export type { PodView, ContainerView } from './view.js';

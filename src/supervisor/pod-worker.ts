@@ -40,6 +40,8 @@ export interface WorkerEnv {
   events: EventLog;
   backoff: { baseMs: number; maxMs: number };
   log: (line: string) => void;
+  /** write supervisor.json (false: a one-off run by an unsupervised play) */
+  persist?: boolean;
 }
 
 type Role = 'init' | 'sidecar' | 'app';
@@ -136,7 +138,7 @@ export class PodWorker {
   }
 
   private async save(): Promise<void> {
-    if (!this.dirty || this.gone) return;
+    if (!this.dirty || this.gone || this.env.persist === false) return;
     this.dirty = false;
     if (!(await this.rt.ctx.state.pod(this.pod.id))) return;
     await writeSupPod(this.pod, this.sup).catch((e: unknown) => this.env.log(`save ${this.pod.name}: ${messageOf(e)}`));

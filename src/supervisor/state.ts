@@ -57,6 +57,8 @@ export const supFile = (pod: PodRecord): string => path.join(pod.dir, 'superviso
 
 export const isSidecar = (c: ContainerSpec): boolean => c.restartPolicy === 'Always';
 
+export const newSupPodFor = (pod: PodRecord): SupPod => newSupPod(pod);
+
 export function newSupPod(pod: PodRecord): SupPod {
   return { version: 1, podId: pod.id, initDone: (pod.spec.initContainers ?? []).length === 0, phase: 'Pending', containers: {} };
 }

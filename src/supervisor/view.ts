@@ -121,7 +121,7 @@ export async function podView(status: PodStatus, pod: PodRecord): Promise<PodVie
       statusText = apps.every((c) => c.exitCode === 0) ? 'Completed' : (apps.find((c) => c.exitCode !== 0)?.reason ?? 'Error');
     } else {
       // As kubectl: the first container (in order) that is not running gives the reason.
-      for (const c of [...apps].reverse()) {
+      for (const c of [...inits.filter((x) => x.role === 'sidecar'), ...apps].reverse()) {
         if (c.state === 'waiting' && c.reason) statusText = c.reason;
         else if (c.state === 'terminated') statusText = c.reason ?? (c.exitCode === 0 ? 'Completed' : 'Error');
       }
