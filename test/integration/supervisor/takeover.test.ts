@@ -24,11 +24,11 @@ spec:
     image: busybox
     command: [sh, -c, 'echo start; exec sleep 100000']
     readinessProbe:
-      exec: {command: [true]}
+      exec: {command: ['true']}
       periodSeconds: 1
   - name: quitter
     image: busybox
-    command: [sh, -c, 'echo start; while [ ! -e /tmp/quit ]; do sleep 0.1; done; exit 7']
+    command: [sh, -c, 'echo start; while [ ! -e /tmp/quit ]; do sleep 0.1; done; rm /tmp/quit; exit 7']
 `;
 
 interface Rec {
