@@ -51,6 +51,9 @@ interface Instance {
   probes: ProbeSet;
 }
 
+/** how long a container may be without conmon and without an exit file before its exit is taken as unknown */
+const UNKNOWN_GRACE_MS = 30_000;
+
 const PROBE_WORD = { livenessProbe: 'Liveness', readinessProbe: 'Readiness', startupProbe: 'Startup' } as const;
 
 export class PodWorker {
@@ -58,6 +61,7 @@ export class PodWorker {
   private again = false;
   private instances = new Map<string, Instance>();
   private killing = new Set<string>();
+  private unknownSince = new Map<string, number>();
   private watcher: FSWatcher | undefined;
   private dirty = false;
   private gone = false;
@@ -182,7 +186,12 @@ export class PodWorker {
       for (const spec of list) {
         const rec = recs.get(spec.name);
         if (!rec) continue;
-        const st = await containerStatus(rec, fresh);
+        let st = await containerStatus(rec, fresh);
+        if (st.state === 'created') {
+          // A pass never leaves a container created: this one was cut short by a daemon's death.
+          await this.rt.startContainer(rec.id).catch((e: unknown) => this.env.log(`start ${rec.name}: ${messageOf(e)}`));
+          st = await containerStatus((await this.rt.ctx.state.container(rec.id)) ?? rec, fresh);
+        }
         statuses.set(spec.name, st);
         await this.observe(rec, st, this.role(spec, init));
       }
@@ -200,7 +209,11 @@ export class PodWorker {
           this.again = true;
           return;
         }
-        if (!st || st.state === 'unknown' || st.state === 'created') return;
+        if (!st || st.state === 'created') return;
+        if (st.state === 'unknown') {
+          if (c.handledConmonPid === rec.conmonPid) await this.restartIfDue(rec, c);
+          return;
+        }
         if (st.state === 'running') {
           if (role === 'sidecar' && c.started) continue;
           return;
@@ -232,7 +245,7 @@ export class PodWorker {
         const rec = recs.get(spec.name);
         const st = statuses.get(spec.name);
         const c = this.c(spec.name);
-        if (rec && st?.state === 'exited' && !c.done) await this.restartIfDue(rec, c);
+        if (rec && (st?.state === 'exited' || st?.state === 'unknown') && !c.done) await this.restartIfDue(rec, c);
       }
     }
 
@@ -300,6 +313,16 @@ export class PodWorker {
       this.watchInstance(rec, role);
       return;
     }
+    if (st.state === 'unknown' && rec.conmonPid && c.handledConmonPid !== rec.conmonPid) {
+      // conmon is gone and its exit file not (yet) written: wait for it. Only when it never comes
+      // (conmon itself was killed) is the exit taken as unknown, as kubelet's ContainerStatusUnknown.
+      const since = this.unknownSince.get(rec.id) ?? Date.now();
+      this.unknownSince.set(rec.id, since);
+      if (Date.now() - since < UNKNOWN_GRACE_MS) return;
+      st = { ...st, state: 'exited', exitCode: 137 };
+    } else {
+      this.unknownSince.delete(rec.id);
+    }
     if (st.state !== 'exited' || !rec.conmonPid || c.handledConmonPid === rec.conmonPid) return;
     this.instances.get(rec.name)?.probes.stop();
     this.instances.delete(rec.name);
@@ -332,6 +355,7 @@ export class PodWorker {
     if (policy === 'Never' || (policy === 'OnFailure' && code === 0)) {
       c.done = true;
       c.restartAt = undefined;
+      await this.save();
       return;
     }
     const ran = rec.startedAt ? Date.parse(term.finishedAt) - Date.parse(rec.startedAt) : 0;
@@ -348,6 +372,9 @@ export class PodWorker {
         message: `Back-off ${formatMs(delay)} restarting failed container ${rec.name}`,
       });
     }
+    // Written before any restart: a daemon killed during the restart finds the exit handled and
+    // the restart still due (the exit file may be gone by then).
+    await this.save();
   }
 
   private async restartIfDue(rec: ContainerRecord, c: SupContainer): Promise<void> {
@@ -357,7 +384,8 @@ export class PodWorker {
       const cur = await this.rt.ctx.state.container(rec.id);
       if (!pod || pod.stoppedAt || !cur) return undefined;
       const st = await containerStatus(cur, pod);
-      if (st.state !== 'exited' || cur.conmonPid !== c.handledConmonPid) return undefined;
+      // exited, or (a restart cut short by the daemon's death) conmon gone with the exit file removed
+      if (st.state === 'running' || st.state === 'created' || cur.conmonPid !== c.handledConmonPid) return undefined;
       return restartContainer(this.rt.ctx, pod, cur);
     });
     if (!restarted) return;
