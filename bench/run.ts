@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, existsSync, writeFileSync, readFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchSupervisor } from './supervisor.js';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = path.join(projectDir, 'dist', 'cli', 'main.js');
@@ -50,6 +51,7 @@ function benchNspod(): { up: Stat; down: Stat; steps: Record<string, Stat> } {
     NSPOD_ROOT: root,
     NSPOD_RUN_ROOT: runRoot,
     NSPOD_CGROUP_PARENT: `nspod-bench-${process.pid}`,
+    NSPOD_SUPERVISE: '0',
   };
   const up: number[] = [];
   const down: number[] = [];
@@ -161,3 +163,9 @@ if (typeof p === 'string') {
   console.log(`  pod up      ${(n.up.median / p.up.median).toFixed(2)}   (target <= 0.5)`);
   console.log(`  teardown    ${(n.down.median / p.down.median).toFixed(2)}`);
 }
+
+const sup = await benchSupervisor(cli, RUNS);
+console.log(`\nsupervisor (nspod serve):`);
+console.log(`  death to restart   ${fmt(stat(sup.restartMs))}   (SIGKILL of the container, back-off off)`);
+console.log(`  daemon CPU         ${sup.cpuPercent.toFixed(1)} %   (${sup.probePods} pods, an httpGet probe each every second)`);
+console.log(`  daemon RSS         ${(sup.rss0 / 1024).toFixed(1)} MiB with 0 pods, ${(sup.rssN / 1024).toFixed(1)} MiB with ${sup.pods} pods`);
