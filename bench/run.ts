@@ -167,5 +167,9 @@ if (typeof p === 'string') {
 const sup = await benchSupervisor(cli, RUNS);
 console.log(`\nsupervisor (nspod serve):`);
 console.log(`  death to restart   ${fmt(stat(sup.restartMs))}   (SIGKILL of the container, back-off off)`);
-console.log(`  daemon CPU         ${sup.cpuPercent.toFixed(1)} %   (${sup.probePods} pods, an httpGet probe each every second)`);
-console.log(`  daemon RSS         ${(sup.rss0 / 1024).toFixed(1)} MiB with 0 pods, ${(sup.rssN / 1024).toFixed(1)} MiB with ${sup.pods} pods`);
+console.log(
+  `  daemon CPU         ${sup.cpuPercent.toFixed(1)} %   (${sup.probePods} pods, an httpGet probe each every second)`,
+);
+console.log(
+  `  daemon RSS         ${(sup.rss0 / 1024).toFixed(1)} MiB with 0 pods, ${(sup.rssN / 1024).toFixed(1)} MiB with ${sup.pods} pods`,
+);

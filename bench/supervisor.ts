@@ -143,7 +143,19 @@ export async function benchSupervisor(cli: string, runs: number): Promise<Superv
     }
     rmSync(root, { recursive: true, force: true });
     rmSync(runRoot, { recursive: true, force: true });
-    for (const h of ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset', 'devices', 'freezer', 'blkio', 'systemd', 'unified', '']) {
+    for (const h of [
+      'memory',
+      'cpu',
+      'cpuacct',
+      'pids',
+      'cpuset',
+      'devices',
+      'freezer',
+      'blkio',
+      'systemd',
+      'unified',
+      '',
+    ]) {
       const d = path.join('/sys/fs/cgroup', h, cgroupParent);
       if (existsSync(d)) spawnSync('rmdir', [d]);
     }

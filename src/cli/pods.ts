@@ -132,7 +132,12 @@ export function registerPodCommands(program: Command, open: Open): void {
         const rec = await rt.podRecord(r.pod.id);
         for (const c of r.pod.containers) {
           const pod = { id: r.pod.id, name: r.pod.name };
-          await events.emit({ reason: 'Pulled', pod, container: c.name, message: `Container image "${c.image}" already present on machine` });
+          await events.emit({
+            reason: 'Pulled',
+            pod,
+            container: c.name,
+            message: `Container image "${c.image}" already present on machine`,
+          });
           await events.emit({ reason: 'Created', pod, container: c.name, message: `Created container ${c.name}` });
           await events.emit({ reason: 'Started', pod, container: c.name, message: `Started container ${c.name}` });
         }

@@ -27,7 +27,11 @@ type Open = () => Promise<Runtime>;
  * Something else that runs inside `nspod serve` next to the supervisor (the CRI server adds
  * itself here): started with the runtime, stopped when the signal aborts.
  */
-export type ServeExtension = (o: { rt: Runtime; signal: AbortSignal; options: Record<string, unknown> }) => Promise<void>;
+export type ServeExtension = (o: {
+  rt: Runtime;
+  signal: AbortSignal;
+  options: Record<string, unknown>;
+}) => Promise<void>;
 export const serveExtensions: ServeExtension[] = [];
 
 /** The `nspod serve` daemon: the supervisor plus every registered extension, until SIGTERM/SIGINT. */
@@ -35,8 +39,12 @@ export async function runServe(rt: Runtime, options: Record<string, unknown> = {
   const ac = new AbortController();
   const onSignal = () => ac.abort();
   // A daemon logs what it did not expect and keeps watching the pods.
-  process.on('uncaughtException', (e) => process.stderr.write(`${new Date().toISOString()} uncaught: ${e.stack ?? String(e)}\n`));
-  process.on('unhandledRejection', (e) => process.stderr.write(`${new Date().toISOString()} unhandled: ${String(e)}\n`));
+  process.on('uncaughtException', (e) =>
+    process.stderr.write(`${new Date().toISOString()} uncaught: ${e.stack ?? String(e)}\n`),
+  );
+  process.on('unhandledRejection', (e) =>
+    process.stderr.write(`${new Date().toISOString()} unhandled: ${String(e)}\n`),
+  );
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
@@ -68,7 +76,11 @@ export async function startSupervisorIfNeeded(rt: Runtime): Promise<void> {
  * init containers, sidecars and apps; unsupervised, they run here in order and the command
  * returns once the app containers are started (a failing init container is an error).
  */
-export async function playWithInit(rt: Runtime, spec: PodSpec, o: { replace: boolean; supervise: boolean }): Promise<PodView> {
+export async function playWithInit(
+  rt: Runtime,
+  spec: PodSpec,
+  o: { replace: boolean; supervise: boolean },
+): Promise<PodView> {
   for (const [i, c] of [...(spec.initContainers ?? []), ...spec.containers].entries()) {
     try {
       await rt.images.resolve(c.image);
@@ -90,7 +102,11 @@ export async function playWithInit(rt: Runtime, spec: PodSpec, o: { replace: boo
   }
   const events = openEventLog(rt.config.root);
   const sup = newSupPodFor(pod);
-  const worker = new PodWorker({ rt, events, backoff: backoffConfig(), log: () => undefined, persist: false }, pod, sup);
+  const worker = new PodWorker(
+    { rt, events, backoff: backoffConfig(), log: () => undefined, persist: false },
+    pod,
+    sup,
+  );
   try {
     for (;;) {
       await worker.reconcile();
@@ -129,7 +145,8 @@ function containerLines(c: ContainerView): string[] {
   const out = [`  ${c.name}:`];
   if (c.id) out.push(`    Container ID:  ${c.id}`);
   out.push(`    Image:         ${c.image}`);
-  if (c.role !== 'app') out.push(`    Role:          ${c.role === 'sidecar' ? 'sidecar (restartPolicy: Always)' : 'init'}`);
+  if (c.role !== 'app')
+    out.push(`    Role:          ${c.role === 'sidecar' ? 'sidecar (restartPolicy: Always)' : 'init'}`);
   const state = c.state[0]!.toUpperCase() + c.state.slice(1);
   out.push(`    State:         ${state}`);
   if (c.reason) out.push(`      Reason:      ${c.reason}`);

@@ -59,10 +59,14 @@ async function runExec(ctx: Context, t: HandlerTarget, command: string[], timeou
   const d = await driverFor(ctx);
   const pidFile = path.join(t.pod.runDir, `exec-${randomBytes(6).toString('hex')}.pid`);
   try {
-    const r = await ctx.host.run(d.runtime.path, ['--root', d.root, 'exec', '--pid-file', pidFile, t.rec.id, ...command], {
-      allowFailure: true,
-      timeoutMs,
-    });
+    const r = await ctx.host.run(
+      d.runtime.path,
+      ['--root', d.root, 'exec', '--pid-file', pidFile, t.rec.id, ...command],
+      {
+        allowFailure: true,
+        timeoutMs,
+      },
+    );
     if (r.signal === 'SIGKILL') {
       const pid = await readPidFile(pidFile).catch(() => undefined);
       if (pid) {
@@ -70,11 +74,17 @@ async function runExec(ctx: Context, t: HandlerTarget, command: string[], timeou
           process.kill(pid, 'SIGKILL');
         } catch {}
       }
-      return { ok: false, message: `command ${JSON.stringify(command.join(' '))} timed out after ${timeoutMs / 1000}s` };
+      return {
+        ok: false,
+        message: `command ${JSON.stringify(command.join(' '))} timed out after ${timeoutMs / 1000}s`,
+      };
     }
     const out = limitText(r.stdout + r.stderr);
     if (r.code === 0) return { ok: true, message: out };
-    return { ok: false, message: `command ${JSON.stringify(command.join(' '))} exited with ${r.code}${out ? `: ${out}` : ''}` };
+    return {
+      ok: false,
+      message: `command ${JSON.stringify(command.join(' '))} exited with ${r.code}${out ? `: ${out}` : ''}`,
+    };
   } finally {
     await fs.rm(pidFile, { force: true });
   }
@@ -104,7 +114,13 @@ function connect(pod: PodRecord, host: string, port: number, timeoutMs: number):
   stream.on('error', () => undefined);
   child.stdin.on('error', () => undefined);
   // http/http2/tls call socket methods a plain Duplex lacks
-  Object.assign(stream, { setTimeout: () => stream, setNoDelay: () => stream, setKeepAlive: () => stream, unref: () => stream, ref: () => stream });
+  Object.assign(stream, {
+    setTimeout: () => stream,
+    setNoDelay: () => stream,
+    setKeepAlive: () => stream,
+    unref: () => stream,
+    ref: () => stream,
+  });
   const relay: Relay = { stream, child, close: () => (child.kill('SIGKILL'), stream.destroy()) };
   return new Promise((resolve, reject) => {
     let err = '';
@@ -138,7 +154,11 @@ async function tcpCheck(pod: PodRecord, host: string, port: number, timeoutMs: n
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.once('error', (e) => resolve({ ok: false, message: e.message }));
     child.once('close', (code) =>
-      resolve(code === 0 ? { ok: true, message: '' } : { ok: false, message: `dial tcp ${host}:${port}: ${err.trim().replace(/^netns-connect: /, '')}` }),
+      resolve(
+        code === 0
+          ? { ok: true, message: '' }
+          : { ok: false, message: `dial tcp ${host}:${port}: ${err.trim().replace(/^netns-connect: /, '')}` },
+      ),
     );
   });
 }
@@ -158,7 +178,13 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout: () =
 
 async function httpGet(
   t: HandlerTarget,
-  h: { path: string; port: number | string; host?: string; scheme: 'HTTP' | 'HTTPS'; headers: Array<{ name: string; value: string }> },
+  h: {
+    path: string;
+    port: number | string;
+    host?: string;
+    scheme: 'HTTP' | 'HTTPS';
+    headers: Array<{ name: string; value: string }>;
+  },
   timeoutMs: number,
 ): Promise<HandlerResult> {
   const host = h.host ?? '127.0.0.1';
@@ -171,13 +197,24 @@ async function httpGet(
         relay = await connect(t.pod, host, port, timeoutMs);
         let socket: Duplex = relay.stream;
         if (h.scheme === 'HTTPS') {
-          socket = tls.connect({ socket: relay.stream, rejectUnauthorized: false, ...(net.isIP(host) ? {} : { servername: host }) });
+          socket = tls.connect({
+            socket: relay.stream,
+            rejectUnauthorized: false,
+            ...(net.isIP(host) ? {} : { servername: host }),
+          });
         }
         const headers: Record<string, string> = { 'User-Agent': USER_AGENT, Accept: '*/*', Connection: 'close' };
         for (const x of h.headers) headers[x.name] = x.value;
         return new Promise<number>((resolve, reject) => {
           const req = http.request(
-            { method: 'GET', host, port, path: h.path, headers, createConnection: () => socket as unknown as net.Socket },
+            {
+              method: 'GET',
+              host,
+              port,
+              path: h.path,
+              headers,
+              createConnection: () => socket as unknown as net.Socket,
+            },
             (res) => {
               res.resume();
               res.once('end', () => resolve(res.statusCode ?? 0));
@@ -225,7 +262,7 @@ function varint(n: number): Buffer {
 function healthStatus(body: Buffer): number {
   if (body.length < 5) return 0;
   const msg = body.subarray(5, 5 + body.readUInt32BE(1));
-  for (let i = 0; i < msg.length; ) {
+  for (let i = 0; i < msg.length;) {
     const key = msg[i++]!;
     if (key === 0x08) return msg[i] ?? 0;
     const wire = key & 7;
@@ -247,7 +284,9 @@ async function grpcCheck(t: HandlerTarget, port: number, service: string, timeou
       (async () => {
         relay = await connect(t.pod, host, port, timeoutMs);
         const stream = relay.stream;
-        const sess = http2.connect(`http://${host}:${port}`, { createConnection: () => stream as unknown as net.Socket });
+        const sess = http2.connect(`http://${host}:${port}`, {
+          createConnection: () => stream as unknown as net.Socket,
+        });
         session = sess;
         return new Promise<{ status: number; grpcStatus: string; grpcMessage: string }>((resolve, reject) => {
           sess.on('error', reject);
@@ -278,8 +317,12 @@ async function grpcCheck(t: HandlerTarget, port: number, service: string, timeou
       () => relay?.close(),
     );
     if (grpcStatus !== '0')
-      return { ok: false, message: `rpc error: code = ${grpcStatus || 'unknown'} desc = ${grpcMessage || 'no status'}` };
-    if (status !== 1) return { ok: false, message: `service unhealthy (responded with "${SERVING_NAMES[status] ?? status}")` };
+      return {
+        ok: false,
+        message: `rpc error: code = ${grpcStatus || 'unknown'} desc = ${grpcMessage || 'no status'}`,
+      };
+    if (status !== 1)
+      return { ok: false, message: `service unhealthy (responded with "${SERVING_NAMES[status] ?? status}")` };
     return { ok: true, message: '' };
   } catch (e) {
     return { ok: false, message: `timeout: failed to connect service "127.0.0.1:${port}": ${(e as Error).message}` };

@@ -94,7 +94,8 @@ function readHandler(
       warnUnknown(r, h, ['path', 'port', 'host', 'scheme', 'httpHeaders'], p);
       const reqPath = optString(h, 'path', p) || '/';
       const scheme = optString(h, 'scheme', p) ?? 'HTTP';
-      if (scheme !== 'HTTP' && scheme !== 'HTTPS') fail(`${p}.scheme`, `${JSON.stringify(scheme)} is not HTTP or HTTPS`);
+      if (scheme !== 'HTTP' && scheme !== 'HTTPS')
+        fail(`${p}.scheme`, `${JSON.stringify(scheme)} is not HTTP or HTTPS`);
       const out: ProbeHandler = {
         kind,
         path: reqPath.startsWith('/') ? reqPath : `/${reqPath}`,
@@ -179,7 +180,8 @@ export function readProbeFields(r: Reader, m: YamlMap, path: string, c: Containe
     const pm = optMap(m, kind, path);
     if (!pm) continue;
     const p = child(path, kind);
-    if (init && c.restartPolicy !== 'Always') fail(p, 'may not be set for init containers without restartPolicy: Always');
+    if (init && c.restartPolicy !== 'Always')
+      fail(p, 'may not be set for init containers without restartPolicy: Always');
     const probe = readProbe(r, pm, p, kind);
     const h = probe.handler;
     const hp = child(p, h.kind);
@@ -189,7 +191,8 @@ export function readProbeFields(r: Reader, m: YamlMap, path: string, c: Containe
   const lm = optMap(m, 'lifecycle', path);
   if (lm) {
     const lp = child(path, 'lifecycle');
-    if (init && c.restartPolicy !== 'Always') fail(lp, 'may not be set for init containers without restartPolicy: Always');
+    if (init && c.restartPolicy !== 'Always')
+      fail(lp, 'may not be set for init containers without restartPolicy: Always');
     const l = readLifecycle(r, lm, lp);
     for (const k of ['postStart', 'preStop'] as const) {
       const h = l[k];

@@ -145,7 +145,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     await scan();
     await fs.writeFile(files.ready, `${process.pid}\n`);
     log(`supervisor ready (pid ${process.pid}, ${workers.size} pods)`);
-    await events.emit({ reason: 'SupervisorStarted', message: `supervisor pid ${process.pid} watching ${workers.size} pods` });
+    await events.emit({
+      reason: 'SupervisorStarted',
+      message: `supervisor pid ${process.pid} watching ${workers.size} pods`,
+    });
     const tickMs = o.tickMs ?? 1000;
     while (!o.signal.aborted) {
       await new Promise<void>((r) => {
@@ -175,7 +178,10 @@ export const cliMainPath = (): string =>
  * `nspod serve` detached (own session, no terminal, output to supervisor.log) and waits until it
  * is ready.
  */
-export async function ensureSupervisor(config: Config, timeoutMs = 60_000): Promise<{ pid: number; started: boolean; log: string }> {
+export async function ensureSupervisor(
+  config: Config,
+  timeoutMs = 60_000,
+): Promise<{ pid: number; started: boolean; log: string }> {
   const files = supervisorFiles(config.runRoot);
   const running = await readySupervisorPid(config.runRoot);
   if (running !== undefined) return { pid: running, started: false, log: files.log };

@@ -4,7 +4,14 @@
  * the daemon's loop (`nspod serve`); `ensureSupervisor` starts one in the background;
  * `podView` computes kubectl's view of a pod (READY, STATUS, RESTARTS) for the CLI.
  */
-export { runSupervisor, ensureSupervisor, supervisorPid, readySupervisorPid, supervisorFiles, cliMainPath } from './daemon.js';
+export {
+  runSupervisor,
+  ensureSupervisor,
+  supervisorPid,
+  readySupervisorPid,
+  supervisorFiles,
+  cliMainPath,
+} from './daemon.js';
 export type { SupervisorOptions, SupervisorFiles } from './daemon.js';
 export { PodWorker } from './pod-worker.js';
 export type { WorkerEnv } from './pod-worker.js';

@@ -26,13 +26,7 @@ import type { EventInput, EventLog } from '../events/index.js';
 import { messageOf } from '../errors/index.js';
 import { ProbeSet } from './probes.js';
 import { oomKilled } from './oom.js';
-import {
-  BACKOFF_RESET_MS,
-  backoffDelayMs,
-  isSidecar,
-  newSupContainer,
-  writeSupPod,
-} from './state.js';
+import { BACKOFF_RESET_MS, backoffDelayMs, isSidecar, newSupContainer, writeSupPod } from './state.js';
 import type { SupContainer, SupPod, Terminated } from './state.js';
 
 export interface WorkerEnv {
@@ -189,7 +183,9 @@ export class PodWorker {
         let st = await containerStatus(rec, fresh);
         if (st.state === 'created') {
           // A pass never leaves a container created: this one was cut short by a daemon's death.
-          await this.rt.startContainer(rec.id).catch((e: unknown) => this.env.log(`start ${rec.name}: ${messageOf(e)}`));
+          await this.rt
+            .startContainer(rec.id)
+            .catch((e: unknown) => this.env.log(`start ${rec.name}: ${messageOf(e)}`));
           st = await containerStatus((await this.rt.ctx.state.container(rec.id)) ?? rec, fresh);
         }
         statuses.set(spec.name, st);
@@ -262,7 +258,11 @@ export class PodWorker {
           const rec = recs.get(s.name);
           if (!rec) continue;
           this.c(s.name).done = true;
-          this.emit({ reason: 'Killing', container: s.name, message: `Stopping sidecar ${s.name}: the app containers finished` });
+          this.emit({
+            reason: 'Killing',
+            container: s.name,
+            message: `Stopping sidecar ${s.name}: the app containers finished`,
+          });
           await stopContainer(this.rt.ctx, rec, this.pod.spec.terminationGracePeriodSeconds * 1000);
         }
       }
@@ -342,7 +342,12 @@ export class PodWorker {
     this.dirty = true;
     const away = this.firstPass ? ' while no supervisor was running' : '';
     if (oom) {
-      this.emit({ type: 'Warning', reason: 'OOMKilled', container: rec.name, message: `Container ${rec.name} was killed by the OOM killer (exit code ${code})${away}` });
+      this.emit({
+        type: 'Warning',
+        reason: 'OOMKilled',
+        container: rec.name,
+        message: `Container ${rec.name} was killed by the OOM killer (exit code ${code})${away}`,
+      });
     } else {
       this.emit({
         type: code === 0 ? 'Normal' : 'Warning',
@@ -395,7 +400,11 @@ export class PodWorker {
     c.waiting = undefined;
     c.restartAt = undefined;
     this.dirty = true;
-    this.emit({ reason: 'Started', container: rec.name, message: `Restarted container ${rec.name} (restart ${c.restartCount})` });
+    this.emit({
+      reason: 'Started',
+      container: rec.name,
+      message: `Restarted container ${rec.name} (restart ${c.restartCount})`,
+    });
     await this.afterStart(restarted);
   }
 
@@ -422,7 +431,12 @@ export class PodWorker {
   private async afterStart(rec: ContainerRecord): Promise<void> {
     const hook = rec.spec.lifecycle?.postStart;
     if (!hook) return;
-    const r = await runHandler(this.rt.ctx, { pod: this.pod, rec }, hook, Math.max(this.pod.spec.terminationGracePeriodSeconds, 30) * 1000);
+    const r = await runHandler(
+      this.rt.ctx,
+      { pod: this.pod, rec },
+      hook,
+      Math.max(this.pod.spec.terminationGracePeriodSeconds, 30) * 1000,
+    );
     if (r.ok) return;
     this.emit({ type: 'Warning', reason: 'FailedPostStartHook', container: rec.name, message: r.message });
     await this.kill(rec, `PostStartHook failed: ${r.message}`);
@@ -432,40 +446,49 @@ export class PodWorker {
     const c = this.c(rec.name);
     const name = rec.name;
     const started = rec.startedAt ? Date.parse(rec.startedAt) : Date.now();
-    const probes = new ProbeSet(rec.spec, {
-      run: async (_kind, p) => {
-        const pod = this.pod;
-        const timeoutMs = p.timeoutSeconds * 1000;
-        return runHandler(this.rt.ctx, { pod, rec }, p.handler, timeoutMs);
+    const probes = new ProbeSet(
+      rec.spec,
+      {
+        run: async (_kind, p) => {
+          const pod = this.pod;
+          const timeoutMs = p.timeoutSeconds * 1000;
+          return runHandler(this.rt.ctx, { pod, rec }, p.handler, timeoutMs);
+        },
+        onStarted: () => {
+          if (!c.started) {
+            c.started = true;
+            this.dirty = true;
+            void this.save();
+            if (role === 'sidecar') this.kick();
+          }
+        },
+        onReady: (ready) => {
+          if (c.ready !== ready) {
+            c.ready = ready;
+            this.dirty = true;
+            void this.save();
+          }
+        },
+        onProbeFailure: (kind, message) => {
+          this.emit({
+            type: 'Warning',
+            reason: 'Unhealthy',
+            container: name,
+            message: `${PROBE_WORD[kind]} probe failed: ${message}`,
+          });
+        },
+        onFailed: (kind, message) => {
+          this.emit({
+            type: 'Normal',
+            reason: 'Killing',
+            container: name,
+            message: `Container ${name} failed ${kind === 'livenessProbe' ? 'liveness' : 'startup'} probe, will be restarted`,
+          });
+          void this.kill(rec, `${PROBE_WORD[kind]} probe failed: ${message}`);
+        },
       },
-      onStarted: () => {
-        if (!c.started) {
-          c.started = true;
-          this.dirty = true;
-          void this.save();
-          if (role === 'sidecar') this.kick();
-        }
-      },
-      onReady: (ready) => {
-        if (c.ready !== ready) {
-          c.ready = ready;
-          this.dirty = true;
-          void this.save();
-        }
-      },
-      onProbeFailure: (kind, message) => {
-        this.emit({ type: 'Warning', reason: 'Unhealthy', container: name, message: `${PROBE_WORD[kind]} probe failed: ${message}` });
-      },
-      onFailed: (kind, message) => {
-        this.emit({
-          type: 'Normal',
-          reason: 'Killing',
-          container: name,
-          message: `Container ${name} failed ${kind === 'livenessProbe' ? 'liveness' : 'startup'} probe, will be restarted`,
-        });
-        void this.kill(rec, `${PROBE_WORD[kind]} probe failed: ${message}`);
-      },
-    }, started);
+      started,
+    );
     this.instances.set(name, { conmonPid: rec.conmonPid!, probes });
     probes.start();
   }

@@ -60,7 +60,13 @@ export const isSidecar = (c: ContainerSpec): boolean => c.restartPolicy === 'Alw
 export const newSupPodFor = (pod: PodRecord): SupPod => newSupPod(pod);
 
 export function newSupPod(pod: PodRecord): SupPod {
-  return { version: 1, podId: pod.id, initDone: (pod.spec.initContainers ?? []).length === 0, phase: 'Pending', containers: {} };
+  return {
+    version: 1,
+    podId: pod.id,
+    initDone: (pod.spec.initContainers ?? []).length === 0,
+    phase: 'Pending',
+    containers: {},
+  };
 }
 
 export function newSupContainer(): SupContainer {

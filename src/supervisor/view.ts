@@ -100,7 +100,9 @@ export async function podView(status: PodStatus, pod: PodRecord): Promise<PodVie
   const inits = (pod.spec.initContainers ?? []).map((s) =>
     containerView(s, isSidecar(s) ? 'sidecar' : 'init', byName.get(s.name), sup?.containers[s.name], supervised),
   );
-  const apps = pod.spec.containers.map((s) => containerView(s, 'app', byName.get(s.name), sup?.containers[s.name], supervised));
+  const apps = pod.spec.containers.map((s) =>
+    containerView(s, 'app', byName.get(s.name), sup?.containers[s.name], supervised),
+  );
   const containers = [...inits, ...apps];
   const counted = containers.filter((c) => c.role !== 'init');
   const ready = counted.filter((c) => c.ready).length;
@@ -118,7 +120,9 @@ export async function podView(status: PodStatus, pod: PodRecord): Promise<PodVie
     statusText = 'Running';
     const appsDone = apps.every((c) => c.state === 'terminated');
     if (appsDone) {
-      statusText = apps.every((c) => c.exitCode === 0) ? 'Completed' : (apps.find((c) => c.exitCode !== 0)?.reason ?? 'Error');
+      statusText = apps.every((c) => c.exitCode === 0)
+        ? 'Completed'
+        : (apps.find((c) => c.exitCode !== 0)?.reason ?? 'Error');
     } else {
       // As kubectl: the first container (in order) that is not running gives the reason.
       for (const c of [...inits.filter((x) => x.role === 'sidecar'), ...apps].reverse()) {

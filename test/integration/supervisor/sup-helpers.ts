@@ -46,7 +46,12 @@ export async function startDaemon(sb: Sandbox): Promise<number> {
   const fd = openSync(path.join(sb.runRoot, 'supervisor-test.log'), 'a');
   let pid: number | undefined;
   try {
-    const child = spawn(process.execPath, [cliPath, 'serve'], { env: sb.env, cwd: '/', detached: true, stdio: ['ignore', fd, fd] });
+    const child = spawn(process.execPath, [cliPath, 'serve'], {
+      env: sb.env,
+      cwd: '/',
+      detached: true,
+      stdio: ['ignore', fd, fd],
+    });
     child.unref();
     pid = child.pid;
   } finally {
@@ -56,8 +61,12 @@ export async function startDaemon(sb: Sandbox): Promise<number> {
   await waitFor(
     `the supervisor (pid ${pid}) to be ready`,
     () => {
-      if (!alive(pid)) throw new Error(`nspod serve exited: ${readFileSync(path.join(sb.runRoot, 'supervisor-test.log'), 'utf8')}`);
-      return readPid(path.join(sb.runRoot, 'supervisor.ready')) === pid && readPid(path.join(sb.runRoot, 'supervisor.pid')) === pid;
+      if (!alive(pid))
+        throw new Error(`nspod serve exited: ${readFileSync(path.join(sb.runRoot, 'supervisor-test.log'), 'utf8')}`);
+      return (
+        readPid(path.join(sb.runRoot, 'supervisor.ready')) === pid &&
+        readPid(path.join(sb.runRoot, 'supervisor.pid')) === pid
+      );
     },
     60_000,
   );

@@ -207,7 +207,9 @@ describe('supervisor', () => {
     assert.equal(hog.restartCount, 0, 'restartPolicy Never');
     assert.equal(d.status, 'OOMKilled');
     // the kernel's own count, in the container's cgroup
-    const rec = JSON.parse(await nspodOk(sb, ['inspect', 'container', 'oom/hog', '-o', 'json'])) as { cgroupPath: string };
+    const rec = JSON.parse(await nspodOk(sb, ['inspect', 'container', 'oom/hog', '-o', 'json'])) as {
+      cgroupPath: string;
+    };
     const dir = path.join(memoryHierarchy(), rec.cgroupPath);
     const text = readFileSync(path.join(dir, pureV2() ? 'memory.events' : 'memory.oom_control'), 'utf8');
     assert.ok(Number(/oom_kill (\d+)/.exec(text)?.[1]) > 0, text);
@@ -218,7 +220,11 @@ describe('supervisor', () => {
     await nspodOk(sb, ['play', '-'], { input: probeYaml });
     const podId = (await describePod(sb, 'probes')).id;
     // liveness: /cgi-bin/health answers 500 → killed and started again (a second "start" in its log)
-    await waitFor('the sick container to be restarted', () => logLines(sb, podId, 'sick').filter((l) => l.line === 'start').length >= 2, LONG);
+    await waitFor(
+      'the sick container to be restarted',
+      () => logLines(sb, podId, 'sick').filter((l) => l.line === 'start').length >= 2,
+      LONG,
+    );
     let d = await describePod(sb, 'probes');
     assert.ok(container(d, 'sick').restartCount >= 1);
     assert.ok(
@@ -240,7 +246,9 @@ describe('supervisor', () => {
       'three startup probe failures',
       async () => {
         d = await describePod(sb, 'probes');
-        return d.events.filter((e) => e.container === 'slow' && e.message.startsWith('Startup probe failed')).length >= 3;
+        return (
+          d.events.filter((e) => e.container === 'slow' && e.message.startsWith('Startup probe failed')).length >= 3
+        );
       },
       LONG,
     );
@@ -248,7 +256,11 @@ describe('supervisor', () => {
     assert.ok(!d.events.some((e) => e.container === 'slow' && e.message.startsWith('Liveness')));
     assert.equal(logLines(sb, podId, 'slow').filter((l) => l.line === 'start').length, 1);
     await nspodOk(sb, ['exec', 'probes', '-c', 'slow', '--', 'touch', '/tmp/started']);
-    await waitFor('slow to be restarted by its liveness probe', () => logLines(sb, podId, 'slow').filter((l) => l.line === 'start').length >= 2, LONG);
+    await waitFor(
+      'slow to be restarted by its liveness probe',
+      () => logLines(sb, podId, 'slow').filter((l) => l.line === 'start').length >= 2,
+      LONG,
+    );
     d = await describePod(sb, 'probes');
     assert.ok(d.events.some((e) => e.container === 'slow' && e.message.startsWith('Liveness probe failed')));
   });
@@ -258,8 +270,7 @@ describe('supervisor', () => {
     const podId = (await describePod(sb, 'order')).id;
     await waitFor(
       'every container up',
-      () =>
-        ['app-up', 'stubborn-up'].every((l) => logLines(sb, podId, l.replace('-up', '')).some((x) => x.line === l)),
+      () => ['app-up', 'stubborn-up'].every((l) => logLines(sb, podId, l.replace('-up', '')).some((x) => x.line === l)),
       LONG,
     );
     const a = logLines(sb, podId, 'init-a');
@@ -277,7 +288,10 @@ describe('supervisor', () => {
     const stubborn = logLines(sb, podId, 'stubborn');
     assert.ok(firstTime(app2, 'prestop') <= firstTime(app2, 'app-term'), 'preStop before SIGTERM');
     assert.ok(firstTime(app2, 'app-term') <= firstTime(side2, 'side-term'), 'the sidecar stops after the app');
-    assert.ok(stubborn.some((l) => l.line === 'got-term'), 'SIGTERM reached the stubborn container');
+    assert.ok(
+      stubborn.some((l) => l.line === 'got-term'),
+      'SIGTERM reached the stubborn container',
+    );
     const d = await describePod(sb, 'order');
     assert.equal(d.status, 'Stopped');
     const s = container(d, 'stubborn');

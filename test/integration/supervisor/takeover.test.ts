@@ -57,7 +57,11 @@ describe('supervisor takeover after SIGKILL', () => {
     await nspodOk(sb, ['play', '-'], { input: podYaml });
     const podId = (await describePod(sb, 'keep')).id;
     // The first daemon has adopted the pod and probed it: steady is ready.
-    await waitFor('steady ready under the first daemon', async () => container(await describePod(sb, 'keep'), 'steady').ready, LONG);
+    await waitFor(
+      'steady ready under the first daemon',
+      async () => container(await describePod(sb, 'keep'), 'steady').ready,
+      LONG,
+    );
     const steady = await rec(sb, 'steady');
     const steadyStart = startTime(steady.pid);
     const quitter = await rec(sb, 'quitter');
@@ -68,7 +72,11 @@ describe('supervisor takeover after SIGKILL', () => {
 
     // While no daemon runs, quitter exits 7; conmon records it.
     await nspodOk(sb, ['exec', 'keep', '-c', 'quitter', '--', 'touch', '/tmp/quit']);
-    await waitFor('the exit file of quitter', () => existsSync(quitter.exitFile) && readFileSync(quitter.exitFile, 'utf8').trim() === '7', LONG);
+    await waitFor(
+      'the exit file of quitter',
+      () => existsSync(quitter.exitFile) && readFileSync(quitter.exitFile, 'utf8').trim() === '7',
+      LONG,
+    );
 
     const second = await startDaemon(sb);
     assert.notEqual(second, first);
@@ -84,7 +92,9 @@ describe('supervisor takeover after SIGKILL', () => {
     const q = container(d, 'quitter');
     assert.equal(q.lastState?.exitCode, 7, 'the exit during the downtime, with its code');
     assert.equal(q.lastState?.reason, 'Error');
-    assert.ok(d.events.some((e) => e.container === 'quitter' && e.reason === 'ExitedWhileAway' && e.message.includes('code 7')));
+    assert.ok(
+      d.events.some((e) => e.container === 'quitter' && e.reason === 'ExitedWhileAway' && e.message.includes('code 7')),
+    );
     // quitter really runs again: a new process, a second "start" in its log
     const q2 = await rec(sb, 'quitter');
     assert.notEqual(q2.pid, quitter.pid);
@@ -97,6 +107,10 @@ describe('supervisor takeover after SIGKILL', () => {
     assert.equal((await rec(sb, 'steady')).pid, steady.pid);
     assert.equal(container(d, 'steady').restartCount, 0);
     assert.equal(logLines(sb, podId, 'steady').filter((l) => l.line === 'start').length, 1);
-    await waitFor('steady ready under the second daemon', async () => container(await describePod(sb, 'keep'), 'steady').ready, LONG);
+    await waitFor(
+      'steady ready under the second daemon',
+      async () => container(await describePod(sb, 'keep'), 'steady').ready,
+      LONG,
+    );
   });
 });

@@ -13,7 +13,11 @@ import type { Context } from '../../../src/pod/context.js';
 import type { ContainerRecord, PodRecord } from '../../../src/state/index.js';
 
 const pod = { name: 'p', runDir: '/nonexistent', sandbox: { namespaces: {} } } as unknown as PodRecord;
-const rec = { name: 'app', id: 'x', spec: { ports: [{ name: 'web', containerPort: 1 }] } } as unknown as ContainerRecord;
+const rec = {
+  name: 'app',
+  id: 'x',
+  spec: { ports: [{ name: 'web', containerPort: 1 }] },
+} as unknown as ContainerRecord;
 const ctx = {} as Context;
 
 function grpcFrame(status: number): Buffer {
@@ -72,7 +76,12 @@ describe('probe handlers (host network)', () => {
   });
 
   const get = (p: string, extra: object = {}) =>
-    runHandler(ctx, { pod, rec }, { kind: 'httpGet', path: p, port: webPort, scheme: 'HTTP', headers: [], ...extra }, 1000);
+    runHandler(
+      ctx,
+      { pod, rec },
+      { kind: 'httpGet', path: p, port: webPort, scheme: 'HTTP', headers: [], ...extra },
+      1000,
+    );
 
   it('httpGet: 2xx and 3xx succeed, 500 fails with the status code', async () => {
     assert.equal((await get('/')).ok, true);
@@ -110,7 +119,10 @@ describe('probe handlers (host network)', () => {
 
   it('grpc: SERVING succeeds, NOT_SERVING fails, the service name is sent', async () => {
     serving = 1;
-    assert.deepEqual(await runHandler(ctx, { pod, rec }, { kind: 'grpc', port: grpcPort, service: 'svc' }, 2000), { ok: true, message: '' });
+    assert.deepEqual(await runHandler(ctx, { pod, rec }, { kind: 'grpc', port: grpcPort, service: 'svc' }, 2000), {
+      ok: true,
+      message: '',
+    });
     assert.equal(lastService, 'svc');
     serving = 2;
     const r = await runHandler(ctx, { pod, rec }, { kind: 'grpc', port: grpcPort }, 2000);

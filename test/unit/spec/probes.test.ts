@@ -75,12 +75,24 @@ describe('probes, lifecycle, init containers', () => {
       err(pod({ livenessProbe: { exec: { command: ['x'] }, successThreshold: 2 } })),
       /livenessProbe\.successThreshold: must be 1 for a livenessProbe/,
     );
-    assert.match(err(pod({ readinessProbe: { httpGet: { port: 'nope' } } })), /httpGet\.port: "nope" is not the name of one of the container's ports/);
-    assert.match(err(pod({ readinessProbe: { httpGet: { port: 70000 } } })), /httpGet\.port: 70000 is not a port number/);
+    assert.match(
+      err(pod({ readinessProbe: { httpGet: { port: 'nope' } } })),
+      /httpGet\.port: "nope" is not the name of one of the container's ports/,
+    );
+    assert.match(
+      err(pod({ readinessProbe: { httpGet: { port: 70000 } } })),
+      /httpGet\.port: 70000 is not a port number/,
+    );
     assert.match(err(pod({ readinessProbe: { grpc: { port: 'x' } } })), /grpc\.port: must be an integer/);
-    assert.match(err(pod({ readinessProbe: { exec: { command: ['x'] }, periodSeconds: 0 } })), /periodSeconds: 0 is out of range/);
+    assert.match(
+      err(pod({ readinessProbe: { exec: { command: ['x'] }, periodSeconds: 0 } })),
+      /periodSeconds: 0 is out of range/,
+    );
     assert.match(err(pod({ lifecycle: { preStop: { grpc: { port: 1 } } } })), /preStop\.grpc: is not allowed here/);
-    assert.match(err(pod({ restartPolicy: 'Always' })), /spec\.containers\[0\]\.restartPolicy: may only be set on init containers/);
+    assert.match(
+      err(pod({ restartPolicy: 'Always' })),
+      /spec\.containers\[0\]\.restartPolicy: may only be set on init containers/,
+    );
   });
 
   it('reads init containers and native sidecars', () => {
@@ -90,7 +102,12 @@ describe('probes, lifecycle, init containers', () => {
         {
           initContainers: [
             { name: 'setup', image: 'busybox' },
-            { name: 'side', image: 'busybox', restartPolicy: 'Always', readinessProbe: { exec: { command: ['true'] } } },
+            {
+              name: 'side',
+              image: 'busybox',
+              restartPolicy: 'Always',
+              readinessProbe: { exec: { command: ['true'] } },
+            },
           ],
         },
       ),

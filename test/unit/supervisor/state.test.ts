@@ -26,7 +26,12 @@ describe('events log', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'nspod-events-'));
     try {
       const log = openEventLog(dir);
-      await log.emit({ reason: 'Started', pod: { id: 'p1', name: 'a' }, container: 'c', message: 'Started container c' });
+      await log.emit({
+        reason: 'Started',
+        pod: { id: 'p1', name: 'a' },
+        container: 'c',
+        message: 'Started container c',
+      });
       await log.emit({ type: 'Warning', reason: 'BackOff', pod: { id: 'p2', name: 'b' }, message: 'x' });
       assert.deepEqual(
         (await log.list()).map((e) => [e.reason, e.object, e.type]),
