@@ -7,6 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { makeSandbox, destroySandbox, nspod, nspodOk, waitFor, alive, memoryHierarchy, pureV2 } from '../helpers.js';
 import type { Sandbox } from '../helpers.js';
@@ -105,6 +106,40 @@ spec:
   - name: stubborn
     image: busybox
     command: [sh, -c, 'trap "echo got-term" TERM; echo stubborn-up; while true; do sleep 0.2; done']
+`;
+
+const grpcYaml = `
+apiVersion: v1
+kind: Pod
+metadata: {name: grpc}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: app
+    image: busybox
+    command: [sleep, '100000']
+    readinessProbe:
+      grpc: {port: 9090, service: nspod}
+      periodSeconds: 1
+      failureThreshold: 1
+`;
+
+/** A grpc.health.v1 server answering SERVING for service "nspod" (run inside the pod's netns). */
+const healthServer = `
+const http2 = require('node:http2');
+const s = http2.createServer();
+s.on('stream', (stream, h) => {
+  const chunks = [];
+  stream.on('data', (b) => chunks.push(b));
+  stream.on('end', () => {
+    const body = Buffer.concat(chunks).subarray(7).toString();
+    const ok = h[':path'] === '/grpc.health.v1.Health/Check' && body === 'nspod';
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.end(Buffer.from([0, 0, 0, 0, 2, 8, ok ? 1 : 2]));
+  });
+});
+s.listen(9090, '127.0.0.1', () => console.log('listening'));
 `;
 
 const oomYaml = `
@@ -299,6 +334,62 @@ describe('supervisor', () => {
     assert.equal(container(d, 'app').exitCode, 0);
     assert.equal(container(d, 'side').exitCode, 0);
     for (const c of d.containers) assert.equal(c.restartCount, 0, `${c.name} not restarted after stop`);
+  });
+
+  it('grpc readiness: checks grpc.health.v1 inside the pod network namespace', async () => {
+    await nspodOk(sb, ['play', '-'], { input: grpcYaml });
+    const podId = (await describePod(sb, 'grpc')).id;
+    const rec = JSON.parse(readFileSync(path.join(sb.root, 'pods', `${podId}.json`), 'utf8')) as {
+      sandbox: { namespaces: { net: string } };
+    };
+    await waitFor(
+      'a failed grpc probe (nothing listens yet)',
+      async () => (await describePod(sb, 'grpc')).events.some((e) => e.reason === 'Unhealthy'),
+      LONG,
+    );
+    assert.equal(container(await describePod(sb, 'grpc'), 'app').ready, false);
+    // The server runs on the host's side of nothing: only in the pod's netns, on its 127.0.0.1.
+    const server = spawn('nsenter', [`--net=${rec.sandbox.namespaces.net}`, process.execPath, '-e', healthServer], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.stdout.once('data', () => resolve());
+        server.once('exit', (c) => reject(new Error(`health server exited ${c}`)));
+      });
+      await waitFor(
+        'app ready through its grpc probe',
+        async () => container(await describePod(sb, 'grpc'), 'app').ready,
+        LONG,
+      );
+    } finally {
+      server.kill('SIGKILL');
+    }
+    await waitFor(
+      'app unready once the server is gone',
+      async () => !container(await describePod(sb, 'grpc'), 'app').ready,
+      LONG,
+    );
+    await nspodOk(sb, ['rm', '-f', 'grpc']);
+  });
+
+  it('without the daemon, play runs init containers in order and fails on a failing one', async () => {
+    const plain = { ...sb, env: { ...sb.env, NSPOD_SUPERVISE: '0' } };
+    const yaml = orderYaml.replace('name: order', 'name: once');
+    await nspodOk(plain, ['play', '-'], { input: yaml });
+    const d = await describePod(plain, 'once');
+    assert.equal(d.supervised, false);
+    const a = logLines(sb, d.id, 'init-a');
+    const app = await waitFor('app up', () => logLines(sb, d.id, 'app').find((l) => l.line === 'app-up'), LONG);
+    assert.ok(firstTime(a, 'a-done') <= app.t);
+    assert.equal(container(d, 'init-a').exitCode, 0);
+    assert.equal(container(d, 'init-b').exitCode, 0);
+    await nspodOk(plain, ['rm', '-f', 'once']);
+    const failing = yaml.replace("'echo b; echo b-done'", "'echo b; exit 3'");
+    const r = await nspod(plain, ['play', '-'], { input: failing });
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /init container "init-b" of pod "once" exited with code 3/);
+    await nspodOk(plain, ['rm', '-f', 'once']);
   });
 
   it('rejects bad probe fields with one clear error and makes nothing', async () => {
