@@ -96,9 +96,69 @@ interface Relay {
   close(): void;
 }
 
+let relayServer: { socket: string; child: ChildProcess } | undefined;
+
+/**
+ * Starts one long-lived `netns-connect serve` for this process (the supervisor daemon), so that
+ * probes connect through a unix socket instead of spawning a helper each. Returns its stop.
+ */
+export async function startNetnsRelay(socket: string): Promise<() => void> {
+  const child = spawn(netnsConnectPath(), ['serve', socket], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`netns-connect serve exited ${code}`)));
+    child.stdout.once('data', () => resolve());
+  });
+  const server = { socket, child };
+  relayServer = server;
+  child.once('exit', () => {
+    if (relayServer === server) relayServer = undefined;
+  });
+  return () => {
+    if (relayServer === server) relayServer = undefined;
+    child.kill('SIGKILL');
+  };
+}
+
+/** Asks the relay server for a connection: one request line, then `OK` and the stream, or `ERR why`. */
+function connectViaRelay(
+  socketPath: string,
+  netns: string,
+  host: string,
+  port: number,
+  timeoutMs: number,
+): Promise<Relay> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(socketPath);
+    let buf = Buffer.alloc(0);
+    const fail = (e: Error) => (s.destroy(), reject(e));
+    s.once('error', fail);
+    s.once('connect', () => s.write(`${netns} ${host} ${port} ${timeoutMs}\n`));
+    const onData = (b: Buffer) => {
+      buf = Buffer.concat([buf, b]);
+      const nl = buf.indexOf(10);
+      if (nl < 0) return;
+      s.off('data', onData);
+      s.pause();
+      s.off('error', fail);
+      s.on('error', () => undefined);
+      const line = buf.subarray(0, nl).toString();
+      const rest = buf.subarray(nl + 1);
+      if (line !== 'OK') return fail(new Error(line.replace(/^ERR /, '')));
+      if (rest.length) s.unshift(rest);
+      resolve({ stream: s, close: () => s.destroy() });
+      // The caller attaches its reader in the continuation of this promise; let data flow after that.
+      setImmediate(() => s.resume());
+    };
+    s.on('data', onData);
+    s.once('end', () => fail(new Error('the netns relay closed the connection')));
+  });
+}
+
 /** A stream connected to host:port inside the pod's network namespace (or the host's, with hostNetwork). */
 function connect(pod: PodRecord, host: string, port: number, timeoutMs: number): Promise<Relay> {
   const netns = pod.sandbox.namespaces.net;
+  if (netns && relayServer) return connectViaRelay(relayServer.socket, netns, host, port, timeoutMs);
   if (!netns) {
     return new Promise((resolve, reject) => {
       const s = net.connect({ host, port, timeout: timeoutMs });
@@ -137,7 +197,7 @@ function connect(pod: PodRecord, host: string, port: number, timeoutMs: number):
 
 async function tcpCheck(pod: PodRecord, host: string, port: number, timeoutMs: number): Promise<HandlerResult> {
   const netns = pod.sandbox.namespaces.net;
-  if (!netns) {
+  if (!netns || relayServer) {
     try {
       const r = await connect(pod, host, port, timeoutMs);
       r.close();

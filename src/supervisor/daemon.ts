@@ -14,6 +14,7 @@ import { promises as fs, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Runtime } from '../pod/index.js';
+import { startNetnsRelay } from '../pod/index.js';
 import type { Config } from '../config/index.js';
 import { alreadyExists, hasErrno, messageOf, unavailable } from '../errors/index.js';
 import { openEventLog } from '../events/index.js';
@@ -118,6 +119,11 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
   const env = { rt, events, backoff: backoffConfig(), log };
   const workers = new Map<string, PodWorker>();
   await rt.runtime();
+  // One helper process for every network probe (a spawn per probe would cost more than the probe).
+  const stopRelay = await startNetnsRelay(path.join(rt.config.runRoot, 'netns-relay.sock')).catch((e: unknown) => {
+    log(`netns relay unavailable, probes spawn a helper each: ${messageOf(e)}`);
+    return () => undefined;
+  });
 
   const scan = async (): Promise<void> => {
     const pods = await rt.ctx.state.pods();
@@ -160,6 +166,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
       await scan().catch((e: unknown) => log(`scan: ${messageOf(e)}`));
     }
   } finally {
+    stopRelay();
     for (const w of workers.values()) w.stop();
     if ((await readPid(files.pid)) === process.pid) {
       await fs.rm(files.ready, { force: true });

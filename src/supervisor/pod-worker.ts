@@ -205,15 +205,15 @@ export class PodWorker {
           this.again = true;
           return;
         }
+        // A native sidecar unblocks the next init container once it has started (its startup
+        // probe passed, or it was started when it has none), whether or not it has crashed since.
+        if (role === 'sidecar' && (c.hasStarted || (!spec.startupProbe && rec.startedAt))) continue;
         if (!st || st.state === 'created') return;
         if (st.state === 'unknown') {
           if (c.handledConmonPid === rec.conmonPid) await this.restartIfDue(rec, c);
           return;
         }
-        if (st.state === 'running') {
-          if (role === 'sidecar' && c.started) continue;
-          return;
-        }
+        if (st.state === 'running') return;
         // exited
         if (role === 'init' && st.exitCode === 0) continue;
         if (c.done) {
@@ -457,6 +457,7 @@ export class PodWorker {
         onStarted: () => {
           if (!c.started) {
             c.started = true;
+            c.hasStarted = true;
             this.dirty = true;
             void this.save();
             if (role === 'sidecar') this.kick();

@@ -37,6 +37,8 @@ export interface SupContainer {
   ready: boolean;
   /** the startup probe passed (or there is none) */
   started: boolean;
+  /** started at least once (sidecars: what lets the next init container go) */
+  hasStarted?: boolean;
   /** terminated and will not be restarted (policy) */
   done?: boolean;
 }

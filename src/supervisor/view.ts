@@ -110,12 +110,14 @@ export async function podView(status: PodStatus, pod: PodRecord): Promise<PodVie
   let statusText: string;
   if (pod.stoppedAt) statusText = 'Stopped';
   else if (!initDone) {
-    const plain = inits.filter((c) => c.role === 'init');
-    const i = plain.findIndex((c) => !(c.state === 'terminated' && c.exitCode === 0));
-    const c = plain[i];
+    // As kubectl: Init:<done>/<all> counting sidecars once started, or the blocking one's reason.
+    const i = inits.findIndex((c) =>
+      c.role === 'sidecar' ? !(c.state === 'running' && c.started) : !(c.state === 'terminated' && c.exitCode === 0),
+    );
+    const c = inits[i];
     if (c && c.state === 'waiting' && c.reason === 'CrashLoopBackOff') statusText = 'Init:CrashLoopBackOff';
     else if (c && c.state === 'terminated' && c.exitCode !== 0) statusText = `Init:${c.reason ?? 'Error'}`;
-    else statusText = `Init:${Math.max(i, 0)}/${plain.length}`;
+    else statusText = `Init:${i < 0 ? inits.length : i}/${inits.length}`;
   } else {
     statusText = 'Running';
     const appsDone = apps.every((c) => c.state === 'terminated');

@@ -215,7 +215,7 @@ describe('supervisor', () => {
   it('OnFailure does not restart an exit 0, and the pod keeps its app running', async () => {
     const d = await describePod(sb, 'crash');
     const ok = container(d, 'ok');
-    assert.equal(ok.state, 'terminated');
+    assert.equal(ok.state, 'terminated', JSON.stringify(ok));
     assert.equal(ok.exitCode, 0);
     assert.equal(ok.reason, 'Completed');
     assert.equal(ok.restartCount, 0);
