@@ -114,7 +114,7 @@ export async function playWithInit(
         const t = sup.containers[c.name]?.terminated;
         if (c.restartPolicy !== 'Always' && t && t.exitCode !== 0) {
           throw failedPrecondition(
-            `init container "${c.name}" of pod "${spec.name}" exited with code ${t.exitCode} (run it supervised to retry it)`,
+            `init container "${c.name}" of pod "${spec.name}" exited with code ${t.exitCode} (the pod is kept for its logs: nspod logs ${spec.name} -c ${c.name}; run it supervised to retry)`,
           );
         }
       }
