@@ -2,13 +2,23 @@
  * Supervisor section of `npm run bench`:
  * - restart latency: a container's init is SIGKILLed; time until the daemon has it running again
  *   (its record's startedAt), back-off off (NSPOD_BACKOFF_BASE_MS=0) so every death is a first one;
- * - probe overhead: the daemon's CPU (its own and its helpers', from /proc) with N pods each
- *   probed every second (httpGet into the pod's network namespace);
+ * - probe overhead: the CPU of the daemon and everything it forks (a cgroup of their own; /proc
+ *   of the daemon alone where no cpu controller is at hand) with N pods each probed every second
+ *   (httpGet into the pod's network namespace);
  * - the daemon's RSS with 0 pods and with M pods.
  * Counts: BENCH_RUNS (restarts), BENCH_PROBE_PODS (default 50), BENCH_SUP_PODS (default 100).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, readdirSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readFileSync,
+  rmSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -28,6 +38,48 @@ function procStat(pid: number): { cpuTicks: number } {
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
   // utime stime cutime cstime (fields 14-17 of stat; index 11-14 after the state field)
   return { cpuTicks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) };
+}
+
+/**
+ * A cgroup holding the daemon and everything it forks (probe helpers, runc exec), so their CPU
+ * counts too: cpuacct.usage (v1) or cpu.stat usage_usec (v2), in ms. Undefined if unavailable.
+ */
+function cpuCgroup(name: string, pid: number): { usageMs: () => number; remove: () => void } | undefined {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
+  for (const l of mounts) {
+    const [pre, post] = l.split(' - ');
+    if (!pre || !post) continue;
+    const dir = pre.split(' ')[4]!;
+    const [fstype, , opts] = post.split(' ');
+    const v1 = fstype === 'cgroup' && (opts ?? '').split(',').includes('cpuacct');
+    const v2 =
+      fstype === 'cgroup2' &&
+      existsSync(path.join(dir, 'cgroup.controllers')) &&
+      readFileSync(path.join(dir, 'cgroup.controllers'), 'utf8').includes('cpu');
+    if (!v1 && !v2) continue;
+    const cg = path.join(dir, name);
+    try {
+      spawnSync('mkdir', ['-p', cg]);
+      writeFileSync(path.join(cg, 'cgroup.procs'), `${pid}\n`);
+    } catch {
+      continue;
+    }
+    return {
+      usageMs: () =>
+        v1
+          ? Number(readFileSync(path.join(cg, 'cpuacct.usage'), 'utf8')) / 1e6
+          : Number(/usage_usec (\d+)/.exec(readFileSync(path.join(cg, 'cpu.stat'), 'utf8'))?.[1] ?? 0) / 1000,
+      remove: () => {
+        for (const p of readFileSync(path.join(cg, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+          try {
+            writeFileSync(path.join(dir, 'cgroup.procs'), `${p}\n`);
+          } catch {}
+        }
+        spawnSync('rmdir', [cg]);
+      },
+    };
+  }
+  return undefined;
 }
 
 function rssKb(pid: number): number {
@@ -83,6 +135,7 @@ export async function benchSupervisor(cli: string, runs: number): Promise<Superv
   const probePods = Number(process.env.BENCH_PROBE_PODS ?? 50);
   const total = Math.max(Number(process.env.BENCH_SUP_PODS ?? 100), probePods);
   let daemon: number | undefined;
+  let cg: ReturnType<typeof cpuCgroup>;
   try {
     spawnSync('mkdir', ['-p', runRoot]);
     const fd = openSync(path.join(runRoot, 'bench-serve.log'), 'a');
@@ -90,6 +143,7 @@ export async function benchSupervisor(cli: string, runs: number): Promise<Superv
     child.unref();
     closeSync(fd);
     daemon = child.pid!;
+    cg = cpuCgroup(`nspod-bench-sup-daemon-${tag}`, daemon);
     while (readPid(path.join(runRoot, 'supervisor.ready')) !== daemon) await sleep(20);
     await sleep(1000);
     const rss0 = rssKb(daemon);
@@ -121,12 +175,11 @@ export async function benchSupervisor(cli: string, runs: number): Promise<Superv
       Array.from({ length: to - from }, (_, i) => podDoc(`p${from + i}`, probe)).join('---\n');
     nspod(['play', '-'], docs(0, probePods, true));
     await sleep(3000);
-    const a = procStat(daemon);
     const windowMs = 10_000;
+    const a = cg ? cg.usageMs() : (procStat(daemon).cpuTicks * 1000) / 100;
     await sleep(windowMs);
-    const b = procStat(daemon);
-    const hz = 100;
-    const cpuPercent = ((b.cpuTicks - a.cpuTicks) / hz / (windowMs / 1000)) * 100;
+    const b = cg ? cg.usageMs() : (procStat(daemon).cpuTicks * 1000) / 100;
+    const cpuPercent = ((b - a) / windowMs) * 100;
 
     if (total > probePods) nspod(['play', '-'], docs(probePods, total, false));
     await sleep(3000);
@@ -137,7 +190,9 @@ export async function benchSupervisor(cli: string, runs: number): Promise<Superv
       try {
         process.kill(daemon, 'SIGTERM');
       } catch {}
+      for (let i = 0; i < 200 && existsSync(`/proc/${daemon}`); i++) await sleep(25);
     }
+    cg?.remove();
     for (const p of readdirSync(path.join(root, 'pods')).filter((f) => f.endsWith('.json'))) {
       spawnSync(process.execPath, [cli, 'rm', '-f', p.replace(/\.json$/, '')], { env });
     }

@@ -10,7 +10,14 @@ import { invalidArgument, notFound } from '../errors/index.js';
 import { age, bytes, parseFormat, render, shortId, table } from './format.js';
 import { markSupervised } from '../supervisor/index.js';
 import { openEventLog } from '../events/index.js';
-import { playWithInit, podRows, podTable, startSupervisorIfNeeded, wantSupervisor } from './supervisor.js';
+import {
+  playWithInit,
+  podRows,
+  podTable,
+  runPostStartHooks,
+  startSupervisorIfNeeded,
+  wantSupervisor,
+} from './supervisor.js';
 
 type Open = () => Promise<Runtime>;
 
@@ -141,6 +148,7 @@ export function registerPodCommands(program: Command, open: Open): void {
           await events.emit({ reason: 'Created', pod, container: c.name, message: `Created container ${c.name}` });
           await events.emit({ reason: 'Started', pod, container: c.name, message: `Started container ${c.name}` });
         }
+        await runPostStartHooks(rt, r.pod.id);
         if (supervise) await markSupervised(rec);
         console.log(`pod/${r.pod.name} ${r.pod.state.toLowerCase()} (id ${shortId(r.pod.id)})`);
         for (const c of r.pod.containers) console.log(`  container ${c.name} ${c.state} ${shortId(c.id)}`);

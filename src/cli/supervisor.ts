@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { Runtime } from '../pod/index.js';
+import { runHandler, stopContainer } from '../pod/index.js';
 import type { PodSpec } from '../spec/types.js';
 import type { Probe } from '../spec/probe-types.js';
 import { failedPrecondition, isNspodError, notFound } from '../errors/index.js';
@@ -126,6 +127,37 @@ export async function playWithInit(
     worker.stop();
   }
   return podView(await rt.podStatus(pod.id), pod);
+}
+
+/**
+ * Runs the postStart hooks of a pod's containers just started by play (the daemon runs them for
+ * containers it starts itself). A failing hook kills its container, as kubelet does.
+ */
+export async function runPostStartHooks(rt: Runtime, podId: string): Promise<void> {
+  const pod = await rt.podRecord(podId);
+  const events = openEventLog(rt.config.root);
+  await Promise.all(
+    (await rt.ctx.state.containers(pod.id)).map(async (rec) => {
+      const hook = rec.spec.lifecycle?.postStart;
+      if (!hook) return;
+      const r = await runHandler(
+        rt.ctx,
+        { pod, rec },
+        hook,
+        Math.max(pod.spec.terminationGracePeriodSeconds, 30) * 1000,
+      );
+      if (r.ok) return;
+      await events.emit({
+        type: 'Warning',
+        reason: 'FailedPostStartHook',
+        pod,
+        container: rec.name,
+        message: r.message,
+      });
+      process.stderr.write(`warning: container "${rec.name}": postStart hook failed, killed: ${r.message}\n`);
+      await stopContainer(rt.ctx, rec, pod.spec.terminationGracePeriodSeconds * 1000);
+    }),
+  );
 }
 
 function probeText(p: Probe): string {

@@ -419,6 +419,11 @@ export class PodWorker {
       this.emit({ type: 'Warning', reason: 'Failed', container: spec.name, message: `Error: ${messageOf(e)}` });
       throw e;
     }
+    this.emit({
+      reason: 'Pulled',
+      container: spec.name,
+      message: `Container image "${spec.image}" already present on machine`,
+    });
     this.emit({ reason: 'Created', container: spec.name, message: `Created container ${spec.name}` });
     await this.rt.startContainer(created.id);
     c.waiting = undefined;

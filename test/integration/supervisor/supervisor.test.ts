@@ -62,6 +62,9 @@ spec:
     image: busybox
     ports: [{name: http, containerPort: 8082}]
     command: [sh, -c, 'mkdir -p /www && echo ok > /www/ready.html && exec httpd -f -p 8082 -h /www']
+    lifecycle:
+      postStart:
+        exec: {command: [sh, -c, 'echo poststart > /proc/1/fd/1']}
     readinessProbe:
       httpGet: {path: /ready.html, port: http}
       periodSeconds: 1
@@ -101,6 +104,8 @@ spec:
     image: busybox
     command: [sh, -c, 'trap "echo app-term; exit 0" TERM; echo app-up; while true; do sleep 0.2; done']
     lifecycle:
+      postStart:
+        exec: {command: [sh, -c, 'echo poststart > /proc/1/fd/1']}
       preStop:
         exec: {command: [sh, -c, 'echo prestop > /proc/1/fd/1']}
   - name: stubborn
@@ -271,6 +276,9 @@ describe('supervisor', () => {
     const webReady = async (want: boolean) =>
       waitFor(`web ready=${want}`, async () => container(await describePod(sb, 'probes'), 'web').ready === want, LONG);
     await webReady(true);
+    await waitFor('the postStart hook ran in web (started by play)', () =>
+      logLines(sb, podId, 'web').some((l) => l.line === 'poststart'),
+    );
     await nspodOk(sb, ['exec', 'probes', '-c', 'web', '--', 'rm', '/www/ready.html']);
     await webReady(false);
     await nspodOk(sb, ['exec', 'probes', '-c', 'web', '--', 'sh', '-c', 'echo ok > /www/ready.html']);
@@ -316,6 +324,11 @@ describe('supervisor', () => {
     assert.ok(firstTime(b, 'b-done') <= firstTime(side, 'side-up'), 'the sidecar after the init containers');
     assert.ok(firstTime(side, 'side-up') <= firstTime(app, 'app-up'), 'the app after the sidecar');
     await waitFor('READY 3/3', async () => (await describePod(sb, 'order')).ready === '3/3', LONG);
+    await waitFor(
+      'the postStart hook ran in app',
+      () => logLines(sb, podId, 'app').some((l) => l.line === 'poststart'),
+      LONG,
+    );
 
     await nspodOk(sb, ['stop', 'order']);
     const app2 = logLines(sb, podId, 'app');
