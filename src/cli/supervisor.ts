@@ -295,8 +295,8 @@ export function registerSupervisorCommands(program: Command, open: Open): void {
 export async function podRows(rt: Runtime): Promise<Array<PodView & { state: string }>> {
   const out = [];
   for (const s of await rt.listPods()) {
-    const rec = await rt.podRecord(s.id);
-    out.push({ ...(await podView(s, rec)), state: s.state });
+    const rec = await rt.ctx.state.pod(s.id);
+    if (rec) out.push({ ...(await podView(s, rec)), state: s.state });
   }
   return out;
 }

@@ -169,7 +169,15 @@ export class PodWorker {
       this.instances.clear();
       return;
     }
-    const recs = new Map((await this.rt.ctx.state.containers(fresh.id)).map((r) => [r.name, r]));
+    // By id from the pod record: listing every container record of the host per pod per tick
+    // would cost O(pods²).
+    const list = await Promise.all(fresh.containerIds.map((id) => this.rt.ctx.state.container(id)));
+    let recs = new Map(list.filter((r): r is ContainerRecord => r !== undefined).map((r) => [r.name, r]));
+    const expected = (fresh.spec.initContainers ?? []).length + fresh.spec.containers.length;
+    if (recs.size < expected) {
+      // Some not made yet, or made by a run cut short before the pod record listed them.
+      recs = new Map((await this.rt.ctx.state.containers(fresh.id)).map((r) => [r.name, r]));
+    }
     const inits = fresh.spec.initContainers ?? [];
     const apps = fresh.spec.containers;
     const statuses = new Map<string, ContainerStatus>();
