@@ -120,7 +120,8 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
   const workers = new Map<string, PodWorker>();
   await rt.runtime();
   // One helper process for every network probe (a spawn per probe would cost more than the probe).
-  const stopRelay = await startNetnsRelay(path.join(rt.config.runRoot, 'netns-relay.sock')).catch((e: unknown) => {
+  const relaySocket = path.join(rt.config.runRoot, 'netns-relay.sock');
+  const stopRelay = await startNetnsRelay(relaySocket).catch((e: unknown) => {
     log(`netns relay unavailable, probes spawn a helper each: ${messageOf(e)}`);
     return () => undefined;
   });
@@ -167,6 +168,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     }
   } finally {
     stopRelay();
+    await fs.rm(relaySocket, { force: true });
     for (const w of workers.values()) w.stop();
     if ((await readPid(files.pid)) === process.pid) {
       await fs.rm(files.ready, { force: true });

@@ -5,6 +5,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -128,6 +133,53 @@ describe('probe handlers (host network)', () => {
     const r = await runHandler(ctx, { pod, rec }, { kind: 'grpc', port: grpcPort }, 2000);
     assert.equal(r.ok, false);
     assert.match(r.message, /NOT_SERVING/);
+  });
+
+  it('httpGet with scheme HTTPS does not verify the certificate (as kubelet)', async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'nspod-tls-'));
+    try {
+      try {
+        execFileSync(
+          'openssl',
+          [
+            'req',
+            '-x509',
+            '-newkey',
+            'rsa:2048',
+            '-nodes',
+            '-keyout',
+            `${dir}/k`,
+            '-out',
+            `${dir}/c`,
+            '-days',
+            '1',
+            '-subj',
+            '/CN=x',
+          ],
+          { stdio: 'ignore' },
+        );
+      } catch {
+        t.skip('openssl not installed');
+        return;
+      }
+      const srv = https.createServer({ key: readFileSync(`${dir}/k`), cert: readFileSync(`${dir}/c`) }, (req, res) => {
+        res.statusCode = req.url === '/bad' ? 503 : 204;
+        res.end();
+      });
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      const port = (srv.address() as AddressInfo).port;
+      try {
+        const h = { kind: 'httpGet' as const, port, scheme: 'HTTPS' as const, headers: [] };
+        assert.equal((await runHandler(ctx, { pod, rec }, { ...h, path: '/' }, 2000)).ok, true);
+        const bad = await runHandler(ctx, { pod, rec }, { ...h, path: '/bad' }, 2000);
+        assert.equal(bad.ok, false);
+        assert.match(bad.message, /statuscode: 503/);
+      } finally {
+        srv.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a named port that the container lacks is a failure, not a crash', async () => {
