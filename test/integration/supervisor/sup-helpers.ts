@@ -7,6 +7,7 @@ import type { Sandbox } from '../helpers.js';
 
 export interface ContainerJson {
   name: string;
+  id?: string;
   role: string;
   state: string;
   reason?: string;

@@ -405,6 +405,41 @@ describe('supervisor', () => {
     await nspodOk(plain, ['rm', '-f', 'once']);
   });
 
+  it('a failing init container is retried with back-off and blocks the app, visibly', async () => {
+    const yaml = `
+apiVersion: v1
+kind: Pod
+metadata: {name: blocked}
+spec:
+  terminationGracePeriodSeconds: 0
+  initContainers:
+  - name: setup
+    image: busybox
+    command: [sh, -c, 'echo try; exit 2']
+  containers:
+  - name: app
+    image: busybox
+    command: [sh, -c, 'echo app-up; exec sleep 100000']
+`;
+    await nspodOk(sb, ['play', '-'], { input: yaml });
+    const d = await waitFor(
+      'Init:CrashLoopBackOff after 2 retries',
+      async () => {
+        const d = await describePod(sb, 'blocked');
+        return d.status === 'Init:CrashLoopBackOff' && container(d, 'setup').restartCount >= 2 ? d : undefined;
+      },
+      LONG,
+    );
+    assert.equal(container(d, 'setup').lastState?.exitCode, 2);
+    assert.ok(logLines(sb, d.id, 'setup').filter((l) => l.line === 'try').length >= 3);
+    // the app was never made: no record, no log
+    assert.equal(container(d, 'app').id, undefined);
+    assert.deepEqual(logLines(sb, d.id, 'app'), []);
+    const pods = JSON.parse(await nspodOk(sb, ['pods', '-o', 'json'])) as Array<{ name: string; status: string }>;
+    assert.equal(pods.find((p) => p.name === 'blocked')?.status, 'Init:CrashLoopBackOff');
+    await nspodOk(sb, ['rm', '-f', 'blocked']);
+  });
+
   it('rejects bad probe fields with one clear error and makes nothing', async () => {
     const bad = probeYaml.replace('failureThreshold: 2', 'failureThreshold: 0');
     const r = await nspod(sb, ['play', '-'], { input: bad.replace('name: probes', 'name: bad') });
