@@ -21,6 +21,7 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { RUNS, cli, fmt, stat } from './common.js';
 
 export interface SupervisorBench {
   restartMs: number[];
@@ -124,6 +125,8 @@ export async function benchSupervisor(cli: string, runs: number): Promise<Superv
     NSPOD_ROOT: root,
     NSPOD_RUN_ROOT: runRoot,
     NSPOD_CGROUP_PARENT: cgroupParent,
+    // no CNI network: loopback-only pods (the probes run in their namespaces all the same)
+    NSPOD_CNI_CONFIG_DIR: path.join(root, 'no-net.d'),
     NSPOD_SUPERVISE: '1',
     NSPOD_BACKOFF_BASE_MS: '0',
   };
@@ -215,4 +218,16 @@ export async function benchSupervisor(cli: string, runs: number): Promise<Superv
       if (existsSync(d)) spawnSync('rmdir', [d]);
     }
   }
+}
+
+export async function supervisorSection(): Promise<void> {
+  const sup = await benchSupervisor(cli, RUNS);
+  console.log(`\nsupervisor (nspod serve):`);
+  console.log(`  death to restart   ${fmt(stat(sup.restartMs))}   (SIGKILL of the container, back-off off)`);
+  console.log(
+    `  daemon CPU         ${sup.cpuPercent.toFixed(1)} %   (${sup.probePods} pods, an httpGet probe each every second; daemon and helpers)`,
+  );
+  console.log(
+    `  daemon RSS         ${(sup.rss0 / 1024).toFixed(1)} MiB with 0 pods, ${(sup.rssN / 1024).toFixed(1)} MiB with ${sup.pods} pods`,
+  );
 }

@@ -14,6 +14,8 @@ import { projectDir } from '../config/index.js';
 import { registerPodCommands } from './pods.js';
 import { registerImageCommands } from './images.js';
 import { registerSupervisorCommands } from './supervisor.js';
+import { registerNetworkCommands } from './network.js';
+import { registerVolumeCommands } from './volumes.js';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
   INTERNAL: 1,
@@ -63,6 +65,8 @@ export function buildProgram(): Command {
   registerPodCommands(program, open);
   registerImageCommands(program, open);
   registerSupervisorCommands(program, open);
+  registerNetworkCommands(program, open);
+  registerVolumeCommands(program, open);
   program
     .command('version')
     .description('print the versions of nspod and of the components it drives')

@@ -292,17 +292,18 @@ export function registerSupervisorCommands(program: Command, open: Open): void {
 }
 
 /** kubectl-style rows for `nspod pods`. */
-export async function podRows(rt: Runtime): Promise<Array<PodView & { state: string }>> {
+export async function podRows(rt: Runtime): Promise<Array<PodView & { state: string; ip: string }>> {
   const out = [];
   for (const s of await rt.listPods()) {
     const rec = await rt.ctx.state.pod(s.id);
-    if (rec) out.push({ ...(await podView(s, rec)), state: s.state });
+    const ip = s.ip ?? (s.network === undefined && s.state === 'Running' ? 'host' : '-');
+    if (rec) out.push({ ...(await podView(s, rec)), state: s.state, ip });
   }
   return out;
 }
 
-export const podTable = (rows: PodView[]): string =>
+export const podTable = (rows: Array<PodView & { ip: string }>): string =>
   table(
-    ['NAME', 'NAMESPACE', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'ID'],
-    rows.map((v) => [v.name, v.namespace, v.ready, v.status, v.restarts, age(v.createdAt), shortId(v.id)]),
+    ['NAME', 'NAMESPACE', 'READY', 'STATUS', 'RESTARTS', 'IP', 'AGE', 'ID'],
+    rows.map((v) => [v.name, v.namespace, v.ready, v.status, v.restarts, v.ip, age(v.createdAt), shortId(v.id)]),
   );

@@ -22,6 +22,7 @@ import { hostLimits } from './host-limits.js';
 import { driverFor, stopGracefully, waitExited } from './driver.js';
 import { runHandler } from './handlers.js';
 import { openEventLog } from '../events/index.js';
+import { prepareContainer } from './volumes.js';
 
 export interface ContainerParams {
   pod: PodRecord;
@@ -53,10 +54,14 @@ export async function createContainer(ctx: Context, p: ContainerParams, rb: Roll
   const user = await resolveUser(rootfs.rootfs, userSpecFor(imageConfig.User, spec.securityContext));
   const cgroupsPath = containerCgroupPath(ctx.config.cgroupParent, pod.id, spec.name);
   const limits = limitsFromResources(spec.resources);
+  // env resolved from ConfigMaps/Secrets/fields, $(VAR) expanded, volumeMounts → mounts
+  const prepared = await prepareContainer(ctx, pod, spec, p.warn, rb);
   const built = buildConfig({
     containerName: spec.name,
     image: imageConfig,
-    container: spec,
+    container: prepared.spec,
+    extraMounts: prepared.mounts,
+    ...(prepared.rootfsPropagation ? { rootfsPropagation: prepared.rootfsPropagation } : {}),
     rootfs: rootfs.rootfs,
     hostname: pod.spec.hostname,
     namespaces: namespacesFor(pod, ctx.cgroupLayout.version === 2),
@@ -75,7 +80,8 @@ export async function createContainer(ctx: Context, p: ContainerParams, rb: Roll
   });
   for (const w of built.warnings) p.warn(`container "${spec.name}": ${w}`);
   const bundle = rootfs.dir;
-  await fs.writeFile(path.join(bundle, 'config.json'), JSON.stringify(built.spec, null, 2));
+  // 0600: the env may hold secrets
+  await fs.writeFile(path.join(bundle, 'config.json'), JSON.stringify(built.spec, null, 2), { mode: 0o600 });
 
   const rec: ContainerRecord = {
     id,

@@ -21,6 +21,7 @@ import {
 import { cpuMilli, memoryBytes } from './quantity.js';
 import { checkDnsLabel, fail, normalizeCapability } from './validate.js';
 import { PROBE_CONTAINER_FIELDS, readProbeFields } from './kube-probes.js';
+import { readEnvFrom, readEnvSource, readVolumeMounts } from './kube-volumes.js';
 
 const CONTAINER_FIELDS = [
   'name',
@@ -35,6 +36,8 @@ const CONTAINER_FIELDS = [
   'tty',
   'stdin',
   ...PROBE_CONTAINER_FIELDS,
+  'volumeMounts',
+  'envFrom',
 ] as const;
 const SECURITY_FIELDS = [
   'runAsUser',
@@ -56,9 +59,10 @@ function readEnv(r: Reader, list: unknown[], path: string): EnvVar[] {
     if (name.includes('=') || name.includes('\0'))
       fail(`${p}.name`, `${JSON.stringify(name)} is not a valid variable name`);
     const value = optString(m, 'value', p);
-    if (m['valueFrom'] !== undefined && m['valueFrom'] !== null) {
-      if (value !== undefined) fail(`${p}.valueFrom`, 'may not be set together with value');
-      r.warnings.push(`${p}.valueFrom: not supported yet, variable ${JSON.stringify(name)} skipped`);
+    const from = optMap(m, 'valueFrom', p);
+    if (from !== undefined) {
+      if (value !== undefined && value !== '') fail(`${p}.valueFrom`, 'may not be set together with value');
+      env.push({ name, value: '', valueFrom: readEnvSource(r, from, `${p}.valueFrom`) });
       return;
     }
     env.push({ name, value: value ?? '' });
@@ -202,5 +206,9 @@ export function readContainer(r: Reader, item: unknown, path: string, init = fal
   c.tty = optBool(m, 'tty', path) ?? false;
   c.stdin = optBool(m, 'stdin', path) ?? false;
   readProbeFields(r, m, path, c, init);
+  const mounts = optList(m, 'volumeMounts', path);
+  if (mounts !== undefined) c.volumeMounts = readVolumeMounts(r, mounts, `${path}.volumeMounts`);
+  const envFrom = optList(m, 'envFrom', path);
+  if (envFrom !== undefined) c.envFrom = readEnvFrom(r, envFrom, `${path}.envFrom`);
   return c;
 }
