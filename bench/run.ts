@@ -5,6 +5,8 @@
  *   network   CNI ADD/DEL, 20 pods started at once
  *   volumes   examples/volumes.yaml up and teardown (nspod play vs podman kube play)
  *   registry  pull of a ~180 MiB image from docker-registry on loopback, cold and warm (vs podman pull)
+ *   supervisor  death to restart, daemon CPU with probed pods, daemon RSS (no peer: podman has no
+ *             probes without systemd)
  */
 import os from 'node:os';
 import { RUNS } from './common.js';
@@ -12,12 +14,14 @@ import { podSection } from './pod.js';
 import { networkSection } from './network.js';
 import { volumesSection } from './volumes.js';
 import { registrySection } from './registry.js';
+import { supervisorSection } from './supervisor.js';
 
 const sections: Record<string, () => void | Promise<void>> = {
   pod: podSection,
   network: networkSection,
   volumes: volumesSection,
   registry: registrySection,
+  supervisor: supervisorSection,
 };
 
 const asked = process.argv.slice(2);

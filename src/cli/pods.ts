@@ -7,6 +7,16 @@ import type { CgroupLimits } from '../cgroups/index.js';
 import { readLog, followLog, readExitCode } from '../monitor/index.js';
 import { invalidArgument, notFound } from '../errors/index.js';
 import { age, bytes, parseFormat, render, shortId, table } from './format.js';
+import { markSupervised } from '../supervisor/index.js';
+import { openEventLog } from '../events/index.js';
+import {
+  playWithInit,
+  podRows,
+  podTable,
+  runPostStartHooks,
+  startSupervisorIfNeeded,
+  wantSupervisor,
+} from './supervisor.js';
 
 type Open = () => Promise<Runtime>;
 
@@ -140,9 +150,13 @@ export function registerPodCommands(program: Command, open: Open): void {
     .argument('<file>', 'Kubernetes Pod YAML (several documents allowed); - for stdin')
     .option('--replace', 'remove a pod of the same name first')
     .option('--timings', 'print how long each step took (on stderr)')
-    .description('create and start the pods of a Kubernetes YAML file')
-    .addHelpText('after', examples('nspod play examples/pod.yaml', 'nspod play --replace pod.yaml'))
-    .action(async (file: string, o: { replace?: boolean; timings?: boolean }) => {
+    .option('--no-supervise', 'do not watch the pod (no restarts, probes or events; env NSPOD_SUPERVISE=0)')
+    .description('create and start the pods of a Kubernetes YAML file, supervised by the nspod daemon')
+    .addHelpText(
+      'after',
+      examples('nspod play examples/pod.yaml', 'nspod play --replace pod.yaml', 'nspod play --no-supervise pod.yaml'),
+    )
+    .action(async (file: string, o: { replace?: boolean; timings?: boolean; supervise?: boolean }) => {
       const text =
         file === '-'
           ? await readStdin()
@@ -154,11 +168,33 @@ export function registerPodCommands(program: Command, open: Open): void {
       const { pods, warnings } = parsePodYaml(text, { source: file });
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       const rt = await open();
+      const supervise = wantSupervisor(o.supervise);
+      if (supervise) await startSupervisorIfNeeded(rt);
+      const events = openEventLog(rt.config.root);
       for (const spec of pods) {
+        if (spec.initContainers?.length) {
+          const v = await playWithInit(rt, spec, { replace: o.replace ?? false, supervise });
+          console.log(`pod/${v.name} ${v.status} (id ${shortId(v.id)})`);
+          continue;
+        }
         const r = await rt.playPod(spec, {
           ...(o.replace ? { replace: true } : {}),
           onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
         });
+        const rec = await rt.podRecord(r.pod.id);
+        for (const c of r.pod.containers) {
+          const pod = { id: r.pod.id, name: r.pod.name };
+          await events.emit({
+            reason: 'Pulled',
+            pod,
+            container: c.name,
+            message: `Container image "${c.image}" already present on machine`,
+          });
+          await events.emit({ reason: 'Created', pod, container: c.name, message: `Created container ${c.name}` });
+          await events.emit({ reason: 'Started', pod, container: c.name, message: `Started container ${c.name}` });
+        }
+        await runPostStartHooks(rt, r.pod.id);
+        if (supervise) await markSupervised(rec);
         console.log(`pod/${r.pod.name} ${r.pod.state.toLowerCase()} (id ${shortId(r.pod.id)})`);
         for (const c of r.pod.containers) console.log(`  container ${c.name} ${c.state} ${shortId(c.id)}`);
         if (o.timings) {
@@ -174,23 +210,17 @@ export function registerPodCommands(program: Command, open: Open): void {
     .addHelpText('after', examples('nspod pods', 'nspod pods -o json'))
     .action(async (o: { output: string }) => {
       const fmt = parseFormat(o.output);
-      const pods = await (await open()).listPods();
-      if (fmt !== 'table') return console.log(render(fmt, pods));
-      console.log(
-        table(
-          ['NAME', 'NAMESPACE', 'ID', 'STATUS', 'READY', 'CONTAINERS', 'IP', 'AGE'],
-          pods.map((p) => [
-            p.name,
-            p.namespace,
-            shortId(p.id),
-            p.state,
-            `${p.containers.filter((c) => c.state === 'running').length}/${p.containers.length}`,
-            p.containers.map((c) => c.name).join(','),
-            p.ip ?? (p.network === undefined && p.state === 'Running' ? 'host' : '-'),
-            age(p.createdAt),
-          ]),
-        ),
-      );
+      const rt = await open();
+      if (fmt !== 'table') {
+        const pods = await rt.listPods();
+        const rows = new Map((await podRows(rt)).map((v) => [v.id, v]));
+        const out = pods.map((p) => {
+          const v = rows.get(p.id);
+          return v ? { ...p, ready: v.ready, status: v.status, restarts: v.restarts, supervised: v.supervised } : p;
+        });
+        return console.log(render(fmt, out));
+      }
+      console.log(podTable(await podRows(rt)));
     });
 
   program

@@ -19,7 +19,9 @@ import { startConmon } from '../monitor/index.js';
 import { createRootfs, removeRootfs } from '../storage/index.js';
 import { newId } from '../state/index.js';
 import { hostLimits } from './host-limits.js';
-import { driverFor, stopGracefully } from './driver.js';
+import { driverFor, stopGracefully, waitExited } from './driver.js';
+import { runHandler } from './handlers.js';
+import { openEventLog } from '../events/index.js';
 import { prepareContainer } from './volumes.js';
 
 export interface ContainerParams {
@@ -124,7 +126,26 @@ export async function startContainer(ctx: Context, rec: ContainerRecord): Promis
   return updated;
 }
 
+/**
+ * Stops a container as kubelet does: its preStop hook (when it has one and a grace period is
+ * given), then the stop signal, SIGKILL once the grace period (hook included) has run out.
+ */
 export async function stopContainer(ctx: Context, rec: ContainerRecord, timeoutMs: number): Promise<void> {
+  const preStop = rec.spec.lifecycle?.preStop;
+  if (preStop && timeoutMs > 0 && !(await waitExited(rec, 0))) {
+    const pod = await ctx.state.pod(rec.podId);
+    if (pod) {
+      const t0 = Date.now();
+      const r = await runHandler(ctx, { pod, rec }, preStop, timeoutMs);
+      if (!r.ok) {
+        await openEventLog(ctx.config.root)
+          .emit({ type: 'Warning', reason: 'FailedPreStopHook', pod, container: rec.name, message: r.message })
+          .catch(() => undefined);
+      }
+      // As kubelet: whatever the hook used, the stop signal still gets at least 2 s.
+      timeoutMs = Math.max(timeoutMs - (Date.now() - t0), 2000);
+    }
+  }
   await stopGracefully(ctx, {
     id: rec.id,
     exitFile: rec.exitFile,

@@ -9,3 +9,8 @@ export type { PodStatus, ContainerStatus, ContainerState, PodState } from './sta
 export { inspectPod, NAMESPACE_TYPES } from './inspect.js';
 export type { PodInspect, NamespaceRow, CgroupNode, NamespaceType } from './inspect.js';
 export { Rollback } from './rollback.js';
+export { restartContainer } from './restart.js';
+export { runHandler, netnsConnectPath, startNetnsRelay } from './handlers.js';
+export type { HandlerResult, HandlerTarget } from './handlers.js';
+export { stopContainer } from './container.js';
+export { containerStatus, processIs } from './status.js';

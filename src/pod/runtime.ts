@@ -335,6 +335,8 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     cgroups,
     /** CNI networks: list, inspect, create, remove, check a pod, prune stale attachments. */
     network: makeNetworkApi(ctx),
+    /** Runs fn holding the pod's own lock (what stop, rm and container changes of that pod take). */
+    withPodLock: <T>(podId: string, fn: () => Promise<T>): Promise<T> => withPod(podId, fn),
     /** The detected OCI runtime (runc or crun). */
     runtime: () => ctx.runtime(),
 

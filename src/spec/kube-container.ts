@@ -20,6 +20,7 @@ import {
 } from './fields.js';
 import { cpuMilli, memoryBytes } from './quantity.js';
 import { checkDnsLabel, fail, normalizeCapability } from './validate.js';
+import { PROBE_CONTAINER_FIELDS, readProbeFields } from './kube-probes.js';
 import { readEnvFrom, readEnvSource, readVolumeMounts } from './kube-volumes.js';
 
 const CONTAINER_FIELDS = [
@@ -35,6 +36,7 @@ const CONTAINER_FIELDS = [
   'tty',
   'stdin',
   'imagePullPolicy',
+  ...PROBE_CONTAINER_FIELDS,
   'volumeMounts',
   'envFrom',
 ] as const;
@@ -170,8 +172,8 @@ function readSecurity(r: Reader, m: YamlMap | undefined, path: string): Security
   return sc;
 }
 
-/** Reads `spec.containers[i]` (path is that prefix). */
-export function readContainer(r: Reader, item: unknown, path: string): ContainerSpec {
+/** Reads `spec.containers[i]` (path is that prefix), or `spec.initContainers[i]` with `init`. */
+export function readContainer(r: Reader, item: unknown, path: string, init = false): ContainerSpec {
   const m = asMap(item, path);
   warnUnknown(r, m, CONTAINER_FIELDS, path);
   const name = reqString(m, 'name', path);
@@ -210,6 +212,7 @@ export function readContainer(r: Reader, item: unknown, path: string): Container
       fail(`${path}.imagePullPolicy`, `${JSON.stringify(policy)} must be Always, IfNotPresent or Never`);
     c.imagePullPolicy = policy;
   }
+  readProbeFields(r, m, path, c, init);
   const mounts = optList(m, 'volumeMounts', path);
   if (mounts !== undefined) c.volumeMounts = readVolumeMounts(r, mounts, `${path}.volumeMounts`);
   const envFrom = optList(m, 'envFrom', path);

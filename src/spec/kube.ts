@@ -48,6 +48,7 @@ const POD_FIELDS = [
   'subdomain',
   'restartPolicy',
   'terminationGracePeriodSeconds',
+  'initContainers',
   'hostAliases',
   'dnsPolicy',
   'dnsConfig',
@@ -137,6 +138,13 @@ function readPod(r: Reader, doc: YamlMap): PodSpec {
     return c;
   });
 
+  const initContainers = (optList(s, 'initContainers', 'spec') ?? []).map((item, i) => {
+    const c = readContainer(r, item, `spec.initContainers[${i}]`, true);
+    if (names.has(c.name)) fail(`spec.initContainers[${i}].name`, `duplicate name ${JSON.stringify(c.name)}`);
+    names.add(c.name);
+    return c;
+  });
+
   const namespaces = readNamespaces(s);
   const hostname = optString(s, 'hostname', 'spec');
   if (hostname !== undefined && hostname !== '') checkDnsLabel(hostname, 'spec.hostname');
@@ -155,6 +163,7 @@ function readPod(r: Reader, doc: YamlMap): PodSpec {
     restartPolicy: restartPolicy satisfies RestartPolicy,
     terminationGracePeriodSeconds: grace ?? DEFAULT_GRACE_SECONDS,
     containers,
+    ...(initContainers.length ? { initContainers } : {}),
   };
   const hostAliases = readHostAliases(s, 'spec');
   if (hostAliases.length) pod.hostAliases = hostAliases;

@@ -5,6 +5,10 @@
  */
 
 /** How a pod-level namespace is provided. `pod`: the sandbox's; `node`: the host's; `container`: the container's own. */
+import type { Lifecycle, Probe } from './probe-types.js';
+
+export type { Lifecycle, Probe } from './probe-types.js';
+
 export type NamespaceMode = 'pod' | 'container' | 'node';
 
 export interface PodNamespaces {
@@ -139,6 +143,12 @@ export interface ContainerSpec {
   stdin: boolean;
   /** when to pull the image; unset = IfNotPresent (nspod's default, whatever the tag) */
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  startupProbe?: Probe;
+  lifecycle?: Lifecycle;
+  /** init containers only: `Always` makes it a native sidecar */
+  restartPolicy?: 'Always';
   /** pod volumes mounted into this container */
   volumeMounts?: VolumeMount[];
   /** variables taken from every key of ConfigMaps/Secrets (before `env`, which wins) */
@@ -171,6 +181,8 @@ export interface PodSpec {
   restartPolicy: RestartPolicy;
   terminationGracePeriodSeconds: number;
   containers: ContainerSpec[];
+  /** run one at a time to completion before `containers` (sidecars: restartPolicy Always, kept running) */
+  initContainers?: ContainerSpec[];
   /** extra /etc/hosts entries */
   hostAliases?: HostAlias[];
   dns?: DnsSpec;

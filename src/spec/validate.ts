@@ -220,6 +220,11 @@ export function validatePod(pod: PodSpec): void {
     fail('spec.terminationGracePeriodSeconds', 'must be a non-negative integer');
   if (pod.containers.length === 0) fail('spec.containers', 'at least one container is required');
   const names = new Set<string>();
+  (pod.initContainers ?? []).forEach((c, i) => {
+    checkContainer(c, `spec.initContainers[${i}]`, pod);
+    if (names.has(c.name)) fail(`spec.initContainers[${i}].name`, `duplicate name ${JSON.stringify(c.name)}`);
+    names.add(c.name);
+  });
   const hostPorts = new Set<string>();
   pod.containers.forEach((c, i) => {
     const path = `spec.containers[${i}]`;

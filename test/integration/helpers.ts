@@ -77,6 +77,8 @@ export async function makeSandbox(): Promise<Sandbox> {
       NSPOD_ROOT: root,
       NSPOD_RUN_ROOT: runRoot,
       NSPOD_CGROUP_PARENT: cgroupParent,
+      // Not supervised unless a test asks for it (NSPOD_SUPERVISE=1): no daemon behind its back.
+      NSPOD_SUPERVISE: '0',
       NSPOD_CNI_CONFIG_DIR: net.configDir,
     },
   };
@@ -202,11 +204,33 @@ export function mountsContaining(s: string): string[] {
     .map((l) => l.split(' ')[4]!);
 }
 
+/** Kills the supervisor daemon of this sandbox (by the pid in its pid file) and waits for it to go. */
+export async function killSupervisor(sb: Sandbox): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number.parseInt(readFileSync(path.join(sb.runRoot, 'supervisor.pid'), 'utf8').trim(), 10);
+  } catch {
+    return;
+  }
+  if (!Number.isFinite(pid) || pid <= 1) return;
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (!cmd.includes('serve') || !cmd.some((a) => a.endsWith('main.js'))) return;
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    if (!env.includes(`NSPOD_RUN_ROOT=${sb.runRoot}`)) return;
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 400 && alive(pid); i++) await new Promise((r) => setTimeout(r, 25));
+}
+
 /**
  * Removes whatever a failed test may have left: pods via nspod, then (as a last resort) mounts
  * under the sandbox dirs, cgroups under its parent, and the dirs themselves.
  */
 export async function destroySandbox(sb: Sandbox): Promise<void> {
+  await killSupervisor(sb);
   const pods = await nspod(sb, ['pods', '-o', 'json']).catch(() => undefined);
   if (pods && pods.code === 0) {
     for (const p of JSON.parse(pods.stdout) as Array<{ id: string }>) await nspod(sb, ['rm', '-f', p.id]);

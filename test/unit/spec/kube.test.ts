@@ -237,12 +237,10 @@ describe('parsePodYaml: warnings for what is not supported yet', () => {
     assert.deepEqual(pods[0]!.containers[0]!.resources.limits, { memoryBytes: 1073741824 });
     assert.deepEqual(warnings.sort(), [
       'metadata.generateName: not supported yet, ignored',
-      'spec.containers[0].livenessProbe: not supported yet, ignored',
       'spec.containers[0].ports[0].appProtocol: not supported yet, ignored',
       'spec.containers[0].resources.limits.ephemeral-storage: not supported yet, ignored',
       'spec.containers[0].resources.limits["nvidia.com/gpu"]: not supported yet, ignored',
       'spec.containers[0].securityContext.runAsNonRoot: not supported yet, ignored',
-      'spec.initContainers: not supported yet, ignored',
       'spec.nodeSelector: not supported yet, ignored',
       'spec.subdomain: not supported yet, ignored',
     ]);

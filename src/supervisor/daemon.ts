@@ -1,0 +1,231 @@
+/**
+ * The supervisor daemon (`nspod serve`): one per run root. It adopts every supervised pod (those
+ * with a supervisor.json), reconciles each on a tick and on conmon's exit files, and survives
+ * its own death: pods keep running under conmon, and a new daemon learns what happened from the
+ * records and exit files.
+ *
+ *   <runRoot>/supervisor.pid    the daemon's pid, created exclusively (one daemon per run root;
+ *                               a file left by a dead daemon is taken over)
+ *   <runRoot>/supervisor.ready  the pid again, written once every pod was adopted and reconciled
+ *   <runRoot>/supervisor.log    the daemon's output when `nspod play` started it
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs, openSync, closeSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Runtime } from '../pod/index.js';
+import { startNetnsRelay } from '../pod/index.js';
+import type { Config } from '../config/index.js';
+import { alreadyExists, hasErrno, messageOf, unavailable } from '../errors/index.js';
+import { openEventLog } from '../events/index.js';
+import { PodWorker } from './pod-worker.js';
+import { backoffConfig, readSupPod } from './state.js';
+
+export interface SupervisorFiles {
+  pid: string;
+  ready: string;
+  log: string;
+}
+
+export function supervisorFiles(runRoot: string): SupervisorFiles {
+  return {
+    pid: path.join(runRoot, 'supervisor.pid'),
+    ready: path.join(runRoot, 'supervisor.ready'),
+    log: path.join(runRoot, 'supervisor.log'),
+  };
+}
+
+async function isDaemon(pid: number): Promise<boolean> {
+  try {
+    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return false;
+    const cmd = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    return cmd.includes('serve');
+  } catch {
+    return false;
+  }
+}
+
+async function readPid(file: string): Promise<number | undefined> {
+  try {
+    const n = Number.parseInt((await fs.readFile(file, 'utf8')).trim(), 10);
+    return Number.isFinite(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid of the live daemon of this run root, if one runs. */
+export async function supervisorPid(runRoot: string): Promise<number | undefined> {
+  const pid = await readPid(supervisorFiles(runRoot).pid);
+  return pid !== undefined && (await isDaemon(pid)) ? pid : undefined;
+}
+
+/** The pid of the live daemon once it is ready (every pod adopted). */
+export async function readySupervisorPid(runRoot: string): Promise<number | undefined> {
+  const f = supervisorFiles(runRoot);
+  const pid = await supervisorPid(runRoot);
+  return pid !== undefined && (await readPid(f.ready)) === pid ? pid : undefined;
+}
+
+/** Takes the pid file exclusively; takes over one left by a dead daemon. */
+async function claimPidFile(file: string): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  for (let i = 0; i < 5; i++) {
+    try {
+      const fh = await fs.open(file, 'wx', 0o644);
+      await fh.writeFile(`${process.pid}\n`);
+      await fh.close();
+      return;
+    } catch (e) {
+      if (!hasErrno(e, 'EEXIST')) throw e;
+    }
+    const other = await readPid(file);
+    if (other !== undefined && other !== process.pid && (await isDaemon(other))) {
+      throw alreadyExists(`a supervisor already runs for ${path.dirname(file)} (pid ${other})`);
+    }
+    // Stale: move it aside atomically so two starting daemons can't both take it.
+    const aside = `${file}.stale-${process.pid}`;
+    try {
+      await fs.rename(file, aside);
+      await fs.rm(aside, { force: true });
+    } catch (e) {
+      if (!hasErrno(e, 'ENOENT')) throw e;
+    }
+  }
+  throw unavailable(`cannot take the supervisor pid file ${file}`);
+}
+
+export interface SupervisorOptions {
+  rt: Runtime;
+  /** stop when aborted (SIGTERM/SIGINT are handled by the caller) */
+  signal: AbortSignal;
+  log?: (line: string) => void;
+  /** how often every pod is reconciled (default 1000 ms; exits are seen at once through inotify) */
+  tickMs?: number;
+}
+
+/**
+ * Runs the supervisor until `signal` aborts. Resolves after the pid and ready files are removed.
+ * Pods are left running: the daemon's end is not the pods' end.
+ */
+export async function runSupervisor(o: SupervisorOptions): Promise<void> {
+  const { rt } = o;
+  const log = o.log ?? ((l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`));
+  const files = supervisorFiles(rt.config.runRoot);
+  await claimPidFile(files.pid);
+  await fs.rm(files.ready, { force: true });
+  const events = openEventLog(rt.config.root);
+  const env = { rt, events, backoff: backoffConfig(), log };
+  const workers = new Map<string, PodWorker>();
+  await rt.runtime();
+  // One helper process for every network probe (a spawn per probe would cost more than the probe).
+  const relaySocket = path.join(rt.config.runRoot, 'netns-relay.sock');
+  const stopRelay = await startNetnsRelay(relaySocket).catch((e: unknown) => {
+    log(`netns relay unavailable, probes spawn a helper each: ${messageOf(e)}`);
+    return () => undefined;
+  });
+
+  const scan = async (): Promise<void> => {
+    const pods = await rt.ctx.state.pods();
+    const seen = new Set<string>();
+    for (const pod of pods) {
+      seen.add(pod.id);
+      if (workers.has(pod.id)) continue;
+      const sup = await readSupPod(pod);
+      if (!sup) continue; // not supervised (CRI, --no-supervise)
+      const w = new PodWorker(env, pod, sup);
+      workers.set(pod.id, w);
+      w.start();
+      log(`adopted pod ${pod.name} (${pod.id.slice(0, 12)})`);
+    }
+    for (const [id, w] of workers) {
+      if (!seen.has(id) || w.isGone) {
+        w.stop();
+        workers.delete(id);
+      }
+    }
+    await Promise.all([...workers.values()].map((w) => w.reconcile()));
+  };
+
+  try {
+    await scan();
+    await fs.writeFile(files.ready, `${process.pid}\n`);
+    log(`supervisor ready (pid ${process.pid}, ${workers.size} pods)`);
+    await events.emit({
+      reason: 'SupervisorStarted',
+      message: `supervisor pid ${process.pid} watching ${workers.size} pods`,
+    });
+    const tickMs = o.tickMs ?? 1000;
+    while (!o.signal.aborted) {
+      await new Promise<void>((r) => {
+        const onAbort = () => (clearTimeout(t), r());
+        const t = setTimeout(() => (o.signal.removeEventListener('abort', onAbort), r()), tickMs);
+        o.signal.addEventListener('abort', onAbort, { once: true });
+      });
+      if (o.signal.aborted) break;
+      await scan().catch((e: unknown) => log(`scan: ${messageOf(e)}`));
+    }
+  } finally {
+    stopRelay();
+    await fs.rm(relaySocket, { force: true });
+    for (const w of workers.values()) w.stop();
+    if ((await readPid(files.pid)) === process.pid) {
+      await fs.rm(files.ready, { force: true });
+      await fs.rm(files.pid, { force: true });
+    }
+    log('supervisor stopped');
+  }
+}
+
+/** The CLI entry next to this module (dist/cli/main.js or dist-test/src/cli/main.js). */
+export const cliMainPath = (): string =>
+  path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+
+/**
+ * Makes sure a daemon runs for this configuration: returns the running one's pid, or starts
+ * `nspod serve` detached (own session, no terminal, output to supervisor.log) and waits until it
+ * is ready.
+ */
+export async function ensureSupervisor(
+  config: Config,
+  timeoutMs = 60_000,
+): Promise<{ pid: number; started: boolean; log: string }> {
+  const files = supervisorFiles(config.runRoot);
+  const running = await readySupervisorPid(config.runRoot);
+  if (running !== undefined) return { pid: running, started: false, log: files.log };
+  await fs.mkdir(config.runRoot, { recursive: true });
+  let pid = await supervisorPid(config.runRoot);
+  if (pid === undefined) {
+    const fd = openSync(files.log, 'a', 0o600);
+    try {
+      const child = spawn(process.execPath, [cliMainPath(), 'serve'], {
+        detached: true,
+        cwd: '/',
+        stdio: ['ignore', fd, fd],
+        env: {
+          ...process.env,
+          NSPOD_ROOT: config.root,
+          NSPOD_RUN_ROOT: config.runRoot,
+          NSPOD_CGROUP_PARENT: config.cgroupParent,
+          ...(config.runtime ? { NSPOD_RUNTIME: config.runtime } : {}),
+        },
+      });
+      child.unref();
+      pid = child.pid;
+    } finally {
+      closeSync(fd);
+    }
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ready = await readySupervisorPid(config.runRoot);
+    if (ready !== undefined) return { pid: ready, started: true, log: files.log };
+    if (Date.now() > deadline) {
+      throw unavailable(`the supervisor (pid ${pid}) did not become ready in ${timeoutMs / 1000}s; see ${files.log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export { messageOf };
