@@ -38,8 +38,9 @@ async function pauseRootfs(ctx: Context): Promise<string> {
   return dir;
 }
 
-function pauseSpec(): ContainerSpec {
+function pauseSpec(sysctls?: Record<string, string>): ContainerSpec {
   return {
+    ...(sysctls && Object.keys(sysctls).length > 0 ? { extras: { sysctls } } : {}),
     name: PAUSE_NAME,
     image: '',
     command: ['/pause'],
@@ -134,7 +135,7 @@ export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback
   const built = buildConfig({
     containerName: PAUSE_NAME,
     image: {},
-    container: pauseSpec(),
+    container: pauseSpec(spec.sysctls),
     rootfs,
     namespaces,
     cgroupsPath: sandbox.cgroupPath,
