@@ -29,6 +29,10 @@ import { createContainer, removeContainer, startContainer, stopContainer } from 
 import { containerStatus, podState, processIs } from './status.js';
 import type { ContainerStatus, PodStatus } from './status.js';
 import { driverFor } from './driver.js';
+import { execSync } from './exec-sync.js';
+import type { ExecSyncOptions, ExecSyncResult } from './exec-sync.js';
+import { updateResources } from './update.js';
+import type { RawResources } from '../spec/extras.js';
 
 export interface RuntimeOptions extends ConfigOptions {
   host?: Host;
@@ -432,6 +436,36 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
         args: o.args,
         tty: o.tty ?? false,
         interactive: o.interactive ?? false,
+      });
+    },
+
+    /** Pod records as stored (the CRI server reads specs, labels and metadata from them). */
+    podRecords: (): Promise<PodRecord[]> => state.pods(),
+    /** Container records as stored, of one pod or of all. */
+    containerRecords: (podId?: string): Promise<ContainerRecord[]> => state.containers(podId),
+    /** The live status of a pod record. */
+    statusOfPod: (pod: PodRecord): Promise<PodStatus> => podStatusOf(pod),
+    /** The live status of a container record. */
+    statusOfContainer: (rec: ContainerRecord, pod: PodRecord): Promise<ContainerStatus> => containerStatus(rec, pod),
+
+    /**
+     * Runs a command in a running container and captures its output (CRI ExecSync). On timeout
+     * the command and everything it started are killed and `timedOut` is set.
+     */
+    async execSync(ref: string, o: ExecSyncOptions): Promise<ExecSyncResult> {
+      const { pod, rec } = await findContainer(ref);
+      const st = await containerStatus(rec, pod);
+      if (st.state !== 'running') throw failedPrecondition(`container "${rec.name}" is not running (${st.state})`);
+      if (o.args.length === 0) throw invalidArgument('cmd: a command is required');
+      return execSync(ctx, rec, o);
+    },
+
+    /** Changes a container's cgroup limits (written now if it runs) and records them. */
+    async updateContainerResources(ref: string, r: RawResources): Promise<ContainerRecord> {
+      return state.withLock(async () => {
+        const { pod, rec } = await findContainer(ref);
+        const st = await containerStatus(rec, pod);
+        return updateResources(ctx, rec, r, st.state === 'running' || st.state === 'created');
       });
     },
 
