@@ -13,6 +13,7 @@ import type { ErrorCode } from '../errors/index.js';
 import { projectDir } from '../config/index.js';
 import { registerPodCommands } from './pods.js';
 import { registerImageCommands } from './images.js';
+import { registerCriCommands } from './cri.js';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
   INTERNAL: 1,
@@ -61,6 +62,7 @@ export function buildProgram(): Command {
   };
   registerPodCommands(program, open);
   registerImageCommands(program, open);
+  registerCriCommands(program, open);
   program
     .command('version')
     .description('print the versions of nspod and of the components it drives')

@@ -9,3 +9,5 @@ export type { PodStatus, ContainerStatus, ContainerState, PodState } from './sta
 export { inspectPod, NAMESPACE_TYPES } from './inspect.js';
 export type { PodInspect, NamespaceRow, CgroupNode, NamespaceType } from './inspect.js';
 export { Rollback } from './rollback.js';
+export { descendants, MAX_EXEC_OUTPUT } from './exec-sync.js';
+export type { ExecSyncOptions, ExecSyncResult } from './exec-sync.js';
