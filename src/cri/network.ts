@@ -2,12 +2,11 @@
  * The network facts the CRI server reports: the NetworkReady condition and a pod's IPs. Kept in
  * one place so the CNI networking can rewire them.
  *
- * Today a pod gets a private network namespace with loopback only; NetworkReady is true only when
- * a CNI network configuration is installed (NSPOD_CNI_CONF_DIR, default /etc/cni/net.d). A pod's
- * IPs are read from inside its pinned network namespace (global-scope addresses), so whatever
- * gives the pod an address is reported truthfully.
+ * In this build a pod gets a private network namespace with loopback only and nspod runs no CNI
+ * plugin, so NetworkReady is false (NetworkPluginNotReady), whatever CNI configurations other
+ * tools installed on the host. A pod's IPs are read from inside its pinned network namespace
+ * (global-scope addresses), so whatever gives the pod an address is reported truthfully.
  */
-import { promises as fs } from 'node:fs';
 import type { Host } from '../host/index.js';
 import type { PodRecord } from '../state/index.js';
 
@@ -18,16 +17,13 @@ export interface RuntimeCondition {
   message: string;
 }
 
-export async function networkCondition(env: NodeJS.ProcessEnv = process.env): Promise<RuntimeCondition> {
-  const dir = env.NSPOD_CNI_CONF_DIR ?? '/etc/cni/net.d';
-  const confs = (await fs.readdir(dir).catch(() => [] as string[])).filter((n) => /\.(conf|conflist|json)$/.test(n));
-  if (confs.length > 0) return { type: 'NetworkReady', status: true, reason: '', message: '' };
-  return {
+export function networkCondition(): Promise<RuntimeCondition> {
+  return Promise.resolve({
     type: 'NetworkReady',
     status: false,
     reason: 'NetworkPluginNotReady',
-    message: `no CNI network configuration in ${dir}: pods get a private network namespace with loopback only`,
-  };
+    message: 'nspod runs no CNI plugin in this build: pods get a private network namespace with loopback only',
+  });
 }
 
 /** The pod's global-scope IPv4 then IPv6 addresses, read inside its network namespace. */
