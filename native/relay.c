@@ -6,10 +6,6 @@
  *                                    Exits with CMD's status (128+signal when killed).
  *   nspod-relay netns PATH PORT      join the network namespace pinned at PATH (setns), connect
  *                                    to 127.0.0.1:PORT and relay stdin/stdout to the socket.
- *   nspod-relay seqpacket PATH       connect to a SOCK_SEQPACKET unix socket (conmon's attach
- *                                    socket) and relay: each packet's first byte names the
- *                                    stream (1 stdout, 2 stderr), the rest goes to fd 1 or 2;
- *                                    stdin is sent as packets.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -25,7 +21,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -175,41 +170,6 @@ static int run_netns(const char *nspath, const char *port) {
   return relay_socket(sock);
 }
 
-static int run_seqpacket(const char *path) {
-  int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (sock < 0) die("socket");
-  struct sockaddr_un a = {0};
-  a.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof a.sun_path) {
-    fprintf(stderr, "nspod-relay: socket path too long: %s\n", path);
-    return 125;
-  }
-  strcpy(a.sun_path, path);
-  if (connect(sock, (struct sockaddr *)&a, sizeof a) < 0) die(path);
-  char buf[32769];
-  int in_open = 1;
-  for (;;) {
-    struct pollfd p[2] = {{sock, POLLIN, 0}, {in_open ? 0 : -1, POLLIN, 0}};
-    if (poll(p, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      die("poll");
-    }
-    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t n = recv(sock, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      int out = buf[0] == 2 ? 2 : 1;
-      if (n > 1 && write_all(out, buf + 1, n - 1) < 0) break;
-    }
-    if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t n = read(0, buf, 32768);
-      if (n <= 0) in_open = 0;
-      else if (send(sock, buf, (size_t)n, 0) < 0)
-        break;
-    }
-  }
-  return 0;
-}
-
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (argc >= 2 && strcmp(argv[1], "pty") == 0) {
@@ -218,7 +178,6 @@ int main(int argc, char **argv) {
     return run_pty(argc - i, argv + i);
   }
   if (argc == 4 && strcmp(argv[1], "netns") == 0) return run_netns(argv[2], argv[3]);
-  if (argc == 3 && strcmp(argv[1], "seqpacket") == 0) return run_seqpacket(argv[2]);
-  fprintf(stderr, "usage: nspod-relay pty -- CMD... | netns PATH PORT | seqpacket PATH\n");
+  fprintf(stderr, "usage: nspod-relay pty -- CMD... | netns PATH PORT\n");
   return 125;
 }

@@ -48,6 +48,8 @@ export interface Io {
   stderr?: (b: Buffer) => void;
   /** emits 'resize' (width, height) and 'close' (the client went away) */
   readonly events: EventEmitter;
+  /** the last size the client sent (resizes may come before the command starts) */
+  size?: { width: number; height: number };
   finish(r: ExecResult): void;
 }
 
@@ -122,11 +124,19 @@ export function spdyIo(session: SpdySession, protocol: string, want: Wanted, tim
       const events = new EventEmitter();
       session.on('close', () => events.emit('close'));
       const resize = got.get('resize');
-      if (resize) resize.input.on('data', resizeParser((w, h) => events.emit('resize', w, h)));
+      if (resize) {
+        resize.input.on(
+          'data',
+          resizeParser((w, h) => {
+            io.size = { width: w, height: h };
+            events.emit('resize', w, h);
+          }),
+        );
+      }
       const out = got.get('stdout');
       const err = got.get('stderr');
       let done = false;
-      resolve({
+      const io: Io = {
         ...(got.get('stdin') ? { stdin: got.get('stdin')!.input } : {}),
         ...(out ? { stdout: (b: Buffer) => out.write(b) } : {}),
         ...(err ? { stderr: (b: Buffer) => err.write(b) } : {}),
@@ -140,7 +150,8 @@ export function spdyIo(session: SpdySession, protocol: string, want: Wanted, tim
           for (const s of got.values()) s.end();
           session.close();
         },
-      });
+      };
+      resolve(io);
     };
     session.on('stream', onStream);
   });
@@ -153,7 +164,10 @@ export function wsIo(ws: WebSocket, protocol: string, want: Wanted): Io {
   const structured = protocol.startsWith('v4.') || v5;
   const events = new EventEmitter();
   const stdin = want.stdin ? new PassThrough() : undefined;
-  const onResize = resizeParser((w, h) => events.emit('resize', w, h));
+  const onResize = resizeParser((w, h) => {
+    io.size = { width: w, height: h };
+    events.emit('resize', w, h);
+  });
   const send = (ch: number, b: Buffer): void => {
     if (ws.readyState !== ws.OPEN) return;
     if (base64) ws.send(String.fromCharCode(48 + ch) + b.toString('base64'));
@@ -182,7 +196,7 @@ export function wsIo(ws: WebSocket, protocol: string, want: Wanted): Io {
     events.emit('close');
   });
   let done = false;
-  return {
+  const io: Io = {
     ...(stdin ? { stdin } : {}),
     ...(want.stdout ? { stdout: (b: Buffer) => send(1, b) } : {}),
     ...(want.stderr && !want.tty ? { stderr: (b: Buffer) => send(2, b) } : {}),
@@ -195,4 +209,5 @@ export function wsIo(ws: WebSocket, protocol: string, want: Wanted): Io {
       ws.close(1000);
     },
   };
+  return io;
 }

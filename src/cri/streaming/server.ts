@@ -179,7 +179,6 @@ export async function startStreamingServer(o: StreamingOptions): Promise<Streami
   }
 
   async function wsPortForward(ws: WebSocket, proto: string, session: PortForwardSession, url: URL): Promise<void> {
-    const pod = await podOf(session.podId);
     const qp = url.searchParams.getAll('port').map(Number);
     const ports = qp.length > 0 ? qp : session.ports;
     const base64 = proto.includes('base64');
@@ -188,19 +187,9 @@ export async function startStreamingServer(o: StreamingOptions): Promise<Streami
       if (base64) ws.send(String.fromCharCode(48 + ch) + b.toString('base64'));
       else ws.send(Buffer.concat([Buffer.from([ch]), b]));
     };
+    // listen before anything is awaited: the client may send at once
     const inputs = ports.map(() => new PassThrough());
     const cancels: Array<() => void> = [];
-    ports.forEach((port, i) => {
-      const p = Buffer.alloc(2);
-      p.writeUInt16LE(port);
-      send(2 * i, p);
-      send(2 * i + 1, p);
-      const fwd = forwardPort(deps, pod, port, inputs[i]!, (b) => send(2 * i, b), () => undefined);
-      cancels.push(fwd.cancel);
-      void fwd.done.then((msg) => {
-        if (msg) send(2 * i + 1, Buffer.from(`error forwarding port ${port} to pod ${pod.id}: ${msg}`));
-      });
-    });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       let buf = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
       if (buf.length === 0) return;
@@ -214,13 +203,33 @@ export async function startStreamingServer(o: StreamingOptions): Promise<Streami
       }
       if (ch % 2 === 0) inputs[ch / 2]?.write(buf);
     });
-    await new Promise<void>((resolve) =>
+    const closed = new Promise<void>((resolve) =>
       ws.on('close', () => {
         for (const inp of inputs) inp.end();
         for (const c of cancels) c();
         resolve();
       }),
     );
+    for (const [i, port] of ports.entries()) {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        send(2 * i + 1, Buffer.from(`invalid port "${port}"`));
+        ws.close(1000);
+        return closed;
+      }
+    }
+    const pod = await podOf(session.podId);
+    ports.forEach((port, i) => {
+      const p = Buffer.alloc(2);
+      p.writeUInt16LE(port);
+      send(2 * i, p);
+      send(2 * i + 1, p);
+      const fwd = forwardPort(deps, pod, port, inputs[i]!, (b) => send(2 * i, b), () => undefined);
+      cancels.push(fwd.cancel);
+      void fwd.done.then((msg) => {
+        if (msg) send(2 * i + 1, Buffer.from(`error forwarding port ${port} to pod ${pod.id}: ${msg}`));
+      });
+    });
+    return closed;
   }
 
   await new Promise<void>((resolve, rejectP) => {

@@ -1,7 +1,7 @@
 /**
  * What runs behind a streaming session: exec (`runc exec`, through nspod-relay's pty when a TTY
- * is asked for, so the terminal can be resized), attach (conmon's attach socket, through
- * nspod-relay's SOCK_SEQPACKET relay) and port-forward (nspod-relay joins the pod's network
+ * is asked for, so the terminal can be resized), attach (the container's output as its monitor
+ * logs it) and port-forward (nspod-relay joins the pod's network
  * namespace and connects to 127.0.0.1:<port>; a host-network pod is reached directly).
  */
 import { spawn } from 'node:child_process';
@@ -14,6 +14,7 @@ import type { Duplex, Readable } from 'node:stream';
 import type { Runtime } from '../../pod/index.js';
 import { descendants } from '../../pod/index.js';
 import { runtimeGlobalArgs } from '../../oci/index.js';
+import { followLog } from '../../monitor/index.js';
 import type { PodRecord } from '../../state/index.js';
 import type { Io } from './io.js';
 import type { AttachSession, ExecSession } from './types.js';
@@ -57,6 +58,7 @@ export async function runExec(d: SessionDeps, s: ExecSession, io: Io): Promise<v
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     });
     const ctl = child.stdio[3] as NodeJS.WritableStream;
+    if (io.size) ctl.write(`${io.size.width} ${io.size.height}\n`);
     io.events.on('resize', (w: number, h: number) => ctl.write(`${w} ${h}\n`));
   } else {
     child = spawn(info.path, [...exec, rec.id, ...s.cmd], { stdio: [s.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
@@ -81,35 +83,34 @@ export async function runExec(d: SessionDeps, s: ExecSession, io: Io): Promise<v
   });
 }
 
-/** conmon's attach socket for a container (`<socket dir>/<id>/attach`). */
-export function attachSocket(pod: PodRecord, containerId: string): string {
-  return path.join(pod.runDir, 'sock', containerId, 'attach');
-}
-
+/**
+ * Attach streams the container's output as its monitor writes it (the CRI log file, followed
+ * from its current end, stdout and stderr kept apart) until the container exits or the client
+ * goes. nspod's containers have no stdin pipe, so input is not attached.
+ */
 export async function runAttach(d: SessionDeps, s: AttachSession, io: Io): Promise<void> {
   const rec = await d.rt.containerRecord(s.containerId);
-  const pod = await d.rt.podRecord(rec.podId);
-  const child = spawn(d.relay, ['seqpacket', attachSocket(pod, rec.id)], {
-    stdio: [s.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-  });
-  // conmon sends stderr packets on fd 2 of the relay; with a TTY there is one stream
-  const err: string[] = [];
-  child.stdout?.on('data', (b: Buffer) => io.stdout?.(b));
-  child.stderr?.on('data', (b: Buffer) => {
-    if (b.toString().startsWith('nspod-relay:')) err.push(b.toString().trim());
-    else (io.stderr ?? io.stdout)?.(b);
-  });
-  if (io.stdin && child.stdin) {
-    io.stdin.pipe(child.stdin);
-    child.stdin.on('error', () => undefined);
-  }
-  io.events.on('close', () => child.kill('SIGKILL'));
-  await new Promise<void>((resolve) => {
-    child.on('close', (code) => {
-      io.finish(code === 0 ? { exitCode: 0 } : { error: err.join('; ') || `attach relay exited ${code}` });
-      resolve();
+  const start = await fs.stat(rec.logPath).then(
+    (st) => st.size,
+    () => 0,
+  );
+  const abort = new AbortController();
+  io.events.on('close', () => abort.abort());
+  try {
+    await followLog(rec.logPath, {
+      fromOffset: start,
+      signal: abort.signal,
+      onEntry: (e) => {
+        const line = Buffer.from(`${e.line}\n`);
+        if (e.stream === 'stderr' && io.stderr) io.stderr(line);
+        else io.stdout?.(line);
+      },
+      done: async () => (await d.rt.containerStatus(rec.id).catch(() => undefined))?.state !== 'running',
     });
-  });
+    io.finish({ exitCode: 0 });
+  } catch (e) {
+    io.finish({ error: `attach to container "${rec.name}": ${(e as Error).message}` });
+  }
 }
 
 /**

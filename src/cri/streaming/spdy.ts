@@ -30,6 +30,7 @@ const GOAWAY = 7;
 const WINDOW_UPDATE = 9;
 const FLAG_FIN = 1;
 const MAX_DATA = 16 * 1024;
+const DEBUG = (process.env.NSPOD_CRI_DEBUG ?? '') !== '';
 
 /** One client-opened stream: `input` is what the client sends, `write`/`end` send to it. */
 export class SpdyStream extends EventEmitter {
@@ -141,6 +142,7 @@ export class SpdySession extends EventEmitter {
   private out: Promise<unknown> = Promise.resolve();
   private inChain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private lastStreamId = 0;
 
   constructor(private readonly socket: Duplex) {
     super();
@@ -212,13 +214,14 @@ export class SpdySession extends EventEmitter {
   private reply(id: number): void {
     const idBuf = Buffer.alloc(4);
     idBuf.writeUInt32BE(id & 0x7fffffff);
-    this.send(this.deflate.run(headerBlock({})).then((hb) => this.control(SYN_REPLY, 0, Buffer.concat([idBuf, hb]))));
+    this.send(this.deflate.run(headerBlock({ ':status': '200', ':version': 'HTTP/1.1' })).then((hb) => this.control(SYN_REPLY, 0, Buffer.concat([idBuf, hb]))));
   }
 
   /** Sends GOAWAY and closes the connection once everything queued is written. */
   close(): void {
     if (this.closed) return;
     const p = Buffer.alloc(8);
+    p.writeUInt32BE(this.lastStreamId & 0x7fffffff, 0); // every stream so far was handled
     this.send(this.control(GOAWAY, 0, p));
     this.out = this.out.then(() => {
       this.socket.end();
@@ -243,6 +246,10 @@ export class SpdySession extends EventEmitter {
     const isControl = (f[0]! & 0x80) !== 0;
     const flags = f[4]!;
     const payload = f.subarray(8);
+    if (DEBUG) {
+      const type = isControl ? String(f.readUInt16BE(2)) : 'data';
+      process.stderr.write(`spdy: frame ${type} flags=${flags} len=${payload.length}\n`);
+    }
     if (!isControl) {
       const id = f.readUInt32BE(0) & 0x7fffffff;
       const s = this.streams.get(id);
@@ -260,6 +267,7 @@ export class SpdySession extends EventEmitter {
       case SYN_STREAM: {
         const id = payload.readUInt32BE(0) & 0x7fffffff;
         const headers = parseHeaderBlock(await this.inflate.run(payload.subarray(10)));
+        this.lastStreamId = Math.max(this.lastStreamId, id);
         const s = new SpdyStream(id, headers, this);
         this.streams.set(id, s);
         this.reply(id);

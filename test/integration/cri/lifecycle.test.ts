@@ -33,7 +33,7 @@ describe('CRI: a pod sandbox with two containers, end to end', () => {
   });
   after(async () => f?.stop());
 
-  it('answers Version and Status truthfully', async () => {
+  it('answers Version and Status truthfully', { timeout: 90_000 }, async () => {
     const v = await f.client.rs('Version', { version: 'v1' });
     assert.equal(v.runtime_name, 'nspod');
     assert.equal(v.runtime_api_version, 'v1');
@@ -46,7 +46,7 @@ describe('CRI: a pod sandbox with two containers, end to end', () => {
     assert.ok(JSON.parse(st.info.config as string).runRoot === f.sb.runRoot);
   });
 
-  it('runs, execs, logs, measures, stops and removes a pod, leaving nothing behind', async () => {
+  it('runs, execs, logs, measures, stops and removes a pod, leaving nothing behind', { timeout: 90_000 }, async () => {
     const c = f.client;
     const logDir = path.join(f.sb.root, 'kubelet-logs', 'default_web_uid');
     const pulled = await c.is('PullImage', { image: { image: 'busybox' } });
@@ -200,7 +200,7 @@ describe('CRI: a pod sandbox with two containers, end to end', () => {
     assert.ok(!existsSync(pinned), 'the pinned namespaces are gone');
   });
 
-  it('lists a pod made with nspod play, and the CLI sees its removal through CRI', async () => {
+  it('lists a pod made with nspod play, and the CLI sees its removal through CRI', { timeout: 90_000 }, async () => {
     const yaml = `apiVersion: v1
 kind: Pod
 metadata: { name: from-yaml, labels: { made: by-play } }

@@ -64,7 +64,7 @@ describe('CRI semantics kubelet relies on', () => {
     await f.client.rs('RemovePodSandbox', { pod_sandbox_id: p.id });
   }
 
-  it('puts containers in the pid namespace their mode asks for: CONTAINER, POD, TARGET, NODE', async () => {
+  it('puts containers in the pid namespace their mode asks for: CONTAINER, POD, TARGET, NODE', { timeout: 90_000 }, async () => {
     const p = await pod({ linux: { security_context: { namespace_options: { pid: 'CONTAINER' } } } });
     try {
       const own = await run(p, { metadata: { name: 'own' }, linux: { security_context: { namespace_options: { pid: 'CONTAINER' } } } });
@@ -102,7 +102,7 @@ describe('CRI semantics kubelet relies on', () => {
     }
   });
 
-  it('uses the host network and ipc namespaces for NODE mode', async () => {
+  it('uses the host network and ipc namespaces for NODE mode', { timeout: 90_000 }, async () => {
     const p = await pod({ linux: { security_context: { namespace_options: { network: 'NODE', ipc: 'NODE' } } } });
     try {
       const c = await run(p, { metadata: { name: 'hostnet' } });
@@ -114,7 +114,7 @@ describe('CRI semantics kubelet relies on', () => {
     }
   });
 
-  it('applies the linux security context, sysctls, devices and mounts with propagation', async () => {
+  it('applies the linux security context, sysctls, devices and mounts with propagation', { timeout: 90_000 }, async () => {
     const hostDir = path.join(f.sb.root, `shared-${n}`);
     await fs.mkdir(hostDir, { recursive: true });
     await fs.writeFile(path.join(hostDir, 'hello.txt'), 'from the host\n');
@@ -176,7 +176,7 @@ describe('CRI semantics kubelet relies on', () => {
     }
   });
 
-  it('writes resources to the cgroup and updates them', async () => {
+  it('writes resources to the cgroup and updates them', { timeout: 90_000 }, async () => {
     const p = await pod();
     try {
       const c = await run(p, {
@@ -206,7 +206,7 @@ describe('CRI semantics kubelet relies on', () => {
     }
   });
 
-  it('reports Completed, Error and OOMKilled with exit codes and timestamps; attempts are distinct', async () => {
+  it('reports Completed, Error and OOMKilled with exit codes and timestamps; attempts are distinct', { timeout: 90_000 }, async () => {
     const p = await pod();
     try {
       const ok = await run(p, { metadata: { name: 'job', attempt: 0 }, command: ['true'] });
@@ -246,7 +246,7 @@ describe('CRI semantics kubelet relies on', () => {
     }
   });
 
-  it('answers NotFound, InvalidArgument, and treats Stop/Remove of what is gone as done', async () => {
+  it('answers NotFound, InvalidArgument, and treats Stop/Remove of what is gone as done', { timeout: 90_000 }, async () => {
     const c = f.client;
     const unknown = 'f'.repeat(64);
     for (const [m, req] of [
@@ -291,7 +291,7 @@ describe('CRI semantics kubelet relies on', () => {
     }
   });
 
-  it('answers ImageStatus alike for a name, an untagged name, an id and a digest', async () => {
+  it('answers ImageStatus alike for a name, an untagged name, an id and a digest', { timeout: 90_000 }, async () => {
     const c = f.client;
     const byName = (await c.is('ImageStatus', { image: { image: 'localhost/busybox:latest' }, verbose: true })) as Msg;
     assert.ok(byName.image, 'found by name');
