@@ -175,7 +175,10 @@ export async function criContainerStatus(
 }
 
 /** Label selector match (AND of equalities). */
-export function matchLabels(labels: Record<string, string> | undefined, sel: Record<string, string> | undefined): boolean {
+export function matchLabels(
+  labels: Record<string, string> | undefined,
+  sel: Record<string, string> | undefined,
+): boolean {
   for (const [k, v] of Object.entries(sel ?? {})) if ((labels ?? {})[k] !== v) return false;
   return true;
 }

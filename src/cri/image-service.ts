@@ -58,13 +58,10 @@ export async function criImage(rt: Runtime, info: ImageInfo): Promise<Record<str
 /**
  * PullImage: makes `ref` present in the local store and returns its id. Registry pulls are not
  * available in this build: an image that is not in the store (nor nspod's built-in busybox) is
- * reported as UNAVAILABLE. One function, so the registry client can be wired in here.
+ * reported as UNAVAILABLE. One function, so the registry client (and the request's AuthConfig)
+ * can be wired in here.
  */
-export async function pullImage(
-  rt: Runtime,
-  ref: string,
-  _auth?: { username?: string; password?: string; auth?: string; server_address?: string } | null,
-): Promise<ImageInfo> {
+export async function pullImage(rt: Runtime, ref: string): Promise<ImageInfo> {
   const found = await findImage(rt, ref);
   if (found) return found;
   let full: string | undefined;
@@ -109,7 +106,9 @@ async function usage(dir: string): Promise<{ bytes: number; inodes: number }> {
 }
 
 export function makeImageService(rt: Runtime): grpc.UntypedServiceImplementation {
-  async function list(filter: { image?: ImageSpecMsg | null } | null | undefined): Promise<Array<Record<string, unknown>>> {
+  async function list(
+    filter: { image?: ImageSpecMsg | null } | null | undefined,
+  ): Promise<Array<Record<string, unknown>>> {
     const want = filter?.image?.image ?? '';
     let infos = await rt.images.list();
     if (want !== '') {
@@ -124,9 +123,12 @@ export function makeImageService(rt: Runtime): grpc.UntypedServiceImplementation
       images: await list(req.filter),
     })),
 
-    StreamImages: serverStream('StreamImages', async function* (req: { filter?: { image?: ImageSpecMsg | null } | null }) {
-      yield { images: await list(req.filter) };
-    }),
+    StreamImages: serverStream(
+      'StreamImages',
+      async function* (req: { filter?: { image?: ImageSpecMsg | null } | null }) {
+        yield { images: await list(req.filter) };
+      },
+    ),
 
     ImageStatus: unary('ImageStatus', async (req: { image?: ImageSpecMsg | null; verbose?: boolean }) => {
       const info = await findImage(rt, refOf(req.image, 'image'));
@@ -147,7 +149,7 @@ export function makeImageService(rt: Runtime): grpc.UntypedServiceImplementation
     PullImage: unary(
       'PullImage',
       async (req: { image?: ImageSpecMsg | null; auth?: { username?: string; password?: string } | null }) => {
-        const info = await pullImage(rt, refOf(req.image, 'image'), req.auth);
+        const info = await pullImage(rt, refOf(req.image, 'image'));
         return { image_ref: info.id };
       },
     ),

@@ -52,10 +52,7 @@ export async function findPodById(rt: Runtime, id: string): Promise<PodRecord> {
   throw notFound(`pod sandbox "${id}" not found`);
 }
 
-export async function findContainerById(
-  rt: Runtime,
-  id: string,
-): Promise<{ rec: ContainerRecord; pod: PodRecord }> {
+export async function findContainerById(rt: Runtime, id: string): Promise<{ rec: ContainerRecord; pod: PodRecord }> {
   if (typeof id !== 'string' || id === '') throw invalidArgument('container_id: required, got an empty value');
   const all = await rt.containerRecords();
   let rec = all.find((c) => c.id === id);
@@ -132,7 +129,11 @@ export function makeRuntimeService(d: RuntimeServiceDeps): grpc.UntypedServiceIm
   }
 
   async function listSandboxes(filter: Req | null | undefined): Promise<Array<Record<string, unknown>>> {
-    const f = (filter ?? {}) as { id?: string; state?: { state: string } | null; label_selector?: Record<string, string> };
+    const f = (filter ?? {}) as {
+      id?: string;
+      state?: { state: string } | null;
+      label_selector?: Record<string, string>;
+    };
     const out: Array<Record<string, unknown>> = [];
     for (const pod of await rt.podRecords()) {
       if (f.id && !pod.id.startsWith(f.id)) continue;
@@ -294,7 +295,11 @@ export function makeRuntimeService(d: RuntimeServiceDeps): grpc.UntypedServiceIm
 
     CreateContainer: unary(
       'CreateContainer',
-      async (req: { pod_sandbox_id: string; config?: CriContainerConfig; sandbox_config?: CriPodSandboxConfig | null }) => {
+      async (req: {
+        pod_sandbox_id: string;
+        config?: CriContainerConfig;
+        sandbox_config?: CriPodSandboxConfig | null;
+      }) => {
         const pod = await findPodById(rt, req.pod_sandbox_id);
         const spec = containerSpecFromCri(req.config, pod.spec);
         const sandboxPrivileged = req.sandbox_config?.linux?.security_context?.privileged;
@@ -322,7 +327,8 @@ export function makeRuntimeService(d: RuntimeServiceDeps): grpc.UntypedServiceIm
 
     StopContainer: unary('StopContainer', async (req: { container_id: string; timeout?: string | number }) => {
       const timeout = Number(req.timeout ?? 0);
-      if (!Number.isFinite(timeout) || timeout < 0) throw invalidArgument(`timeout: expected seconds >= 0, got ${timeout}`);
+      if (!Number.isFinite(timeout) || timeout < 0)
+        throw invalidArgument(`timeout: expected seconds >= 0, got ${timeout}`);
       await ignoreNotFound(async () => {
         const { rec, pod } = await findContainerById(rt, req.container_id);
         const before = await rt.statusOfContainer(rec, pod);
@@ -389,7 +395,8 @@ export function makeRuntimeService(d: RuntimeServiceDeps): grpc.UntypedServiceIm
     ExecSync: unary('ExecSync', async (req: { container_id: string; cmd?: string[]; timeout?: string | number }) => {
       const { rec } = await findContainerById(rt, req.container_id);
       const timeout = Number(req.timeout ?? 0);
-      if (!Number.isFinite(timeout) || timeout < 0) throw invalidArgument(`timeout: expected seconds >= 0, got ${timeout}`);
+      if (!Number.isFinite(timeout) || timeout < 0)
+        throw invalidArgument(`timeout: expected seconds >= 0, got ${timeout}`);
       const r = await rt.execSync(rec.id, { args: req.cmd ?? [], timeoutMs: timeout * 1000 });
       if (r.timedOut) {
         throw new GrpcError(
@@ -402,7 +409,14 @@ export function makeRuntimeService(d: RuntimeServiceDeps): grpc.UntypedServiceIm
 
     Exec: unary(
       'Exec',
-      async (req: { container_id: string; cmd?: string[]; tty?: boolean; stdin?: boolean; stdout?: boolean; stderr?: boolean }) => {
+      async (req: {
+        container_id: string;
+        cmd?: string[];
+        tty?: boolean;
+        stdin?: boolean;
+        stdout?: boolean;
+        stderr?: boolean;
+      }) => {
         const { rec, pod } = await findContainerById(rt, req.container_id);
         const cmd = req.cmd ?? [];
         if (cmd.length === 0) throw invalidArgument('cmd: a command is required');
@@ -484,7 +498,10 @@ export function makeRuntimeService(d: RuntimeServiceDeps): grpc.UntypedServiceIm
         if (cidr !== '' && !/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(cidr))
           throw invalidArgument(`runtime_config.network_config.pod_cidr: "${cidr}" is not a CIDR`);
         if (cidr !== '') {
-          await fs.writeFile(d.runtimeConfigFile, JSON.stringify({ podCidr: cidr, updatedAt: isoToNs(new Date().toISOString()) }) + '\n');
+          await fs.writeFile(
+            d.runtimeConfigFile,
+            JSON.stringify({ podCidr: cidr, updatedAt: isoToNs(new Date().toISOString()) }) + '\n',
+          );
         }
         return {};
       },
@@ -554,7 +571,13 @@ export async function reopenLog(rec: ContainerRecord): Promise<void> {
   }
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    if (await fs.stat(rec.logPath).then(() => true, () => false)) return;
+    if (
+      await fs.stat(rec.logPath).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
     await new Promise((r) => setTimeout(r, 20));
   }
   throw failedPrecondition(`container "${rec.name}": its log ${rec.logPath} was not reopened`);

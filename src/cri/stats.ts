@@ -11,7 +11,9 @@ import { containerMetadata, nowNs, podMetadata } from './convert.js';
 const u64 = (n: number): { value: string } => ({ value: String(Math.max(0, Math.round(n))) });
 
 async function cgroupUsage(rt: Runtime, cgPath: string): Promise<{ cpu: object; memory: object; pids: number }> {
-  const s = await rt.cgroups.stats(cgPath).catch(() => ({ memoryBytes: 0, cpuUsageNs: 0, pids: 0, memoryLimitBytes: undefined }));
+  const s = await rt.cgroups
+    .stats(cgPath)
+    .catch(() => ({ memoryBytes: 0, cpuUsageNs: 0, pids: 0, memoryLimitBytes: undefined }));
   const ts = nowNs();
   const mem: Record<string, unknown> = {
     timestamp: ts,
@@ -41,7 +43,9 @@ export async function containerStats(rt: Runtime, rec: ContainerRecord): Promise
 }
 
 /** /proc/net/dev of a process: bytes and errors per interface. */
-export function parseNetDev(text: string): Array<{ name: string; rxBytes: number; rxErrors: number; txBytes: number; txErrors: number }> {
+export function parseNetDev(
+  text: string,
+): Array<{ name: string; rxBytes: number; rxErrors: number; txBytes: number; txErrors: number }> {
   return text
     .split('\n')
     .slice(2)
@@ -49,7 +53,13 @@ export function parseNetDev(text: string): Array<{ name: string; rxBytes: number
     .map((l) => {
       const [name, rest] = l.split(':');
       const f = (rest ?? '').trim().split(/\s+/).map(Number);
-      return { name: (name ?? '').trim(), rxBytes: f[0] ?? 0, rxErrors: f[2] ?? 0, txBytes: f[8] ?? 0, txErrors: f[10] ?? 0 };
+      return {
+        name: (name ?? '').trim(),
+        rxBytes: f[0] ?? 0,
+        rxErrors: f[2] ?? 0,
+        txBytes: f[8] ?? 0,
+        txErrors: f[10] ?? 0,
+      };
     });
 }
 

@@ -85,7 +85,11 @@ export function podSpecFromCri(c: CriPodSandboxConfig | null | undefined): PodSp
   if (Object.keys(sysctls).length > 0) spec.sysctls = { ...sysctls };
   const dns = c.dns_config;
   if (dns && ((dns.servers?.length ?? 0) > 0 || (dns.searches?.length ?? 0) > 0 || (dns.options?.length ?? 0) > 0)) {
-    spec.dns = { servers: [...(dns.servers ?? [])], searches: [...(dns.searches ?? [])], options: [...(dns.options ?? [])] };
+    spec.dns = {
+      servers: [...(dns.servers ?? [])],
+      searches: [...(dns.searches ?? [])],
+      options: [...(dns.options ?? [])],
+    };
   }
   return spec;
 }
@@ -127,7 +131,8 @@ export function rawResourcesFromCri(r: CriLinuxContainerResources | null | undef
   if (huge.length > 0) out.hugepageLimits = huge;
   if (r.unified && Object.keys(r.unified).length > 0) out.unified = { ...r.unified };
   const oom = num(r.oom_score_adj);
-  if (oom < -1000 || oom > 1000) throw invalidArgument(`linux.resources.oom_score_adj: expected -1000..1000, got ${oom}`);
+  if (oom < -1000 || oom > 1000)
+    throw invalidArgument(`linux.resources.oom_score_adj: expected -1000..1000, got ${oom}`);
   return { resources: out, ...(oom !== 0 ? { oomScoreAdj: oom } : {}) };
 }
 

@@ -55,7 +55,8 @@ export interface Io {
 
 /** The metav1.Status the v4+ error channel carries. */
 export function statusJson(r: ExecResult): string {
-  if (r.error !== undefined) return JSON.stringify({ metadata: {}, status: 'Failure', message: r.error, reason: 'InternalError' });
+  if (r.error !== undefined)
+    return JSON.stringify({ metadata: {}, status: 'Failure', message: r.error, reason: 'InternalError' });
   if ((r.exitCode ?? 0) === 0) return JSON.stringify({ metadata: {}, status: 'Success' });
   return JSON.stringify({
     metadata: {},
@@ -103,7 +104,14 @@ export interface Wanted {
  * returns the session's Io; rejects after `timeoutMs` if some never came.
  */
 export function spdyIo(session: SpdySession, protocol: string, want: Wanted, timeoutMs = 30_000): Promise<Io> {
-  const v = protocol === 'v4.channel.k8s.io' ? 4 : protocol === 'v3.channel.k8s.io' ? 3 : protocol === 'v2.channel.k8s.io' ? 2 : 1;
+  const v =
+    protocol === 'v4.channel.k8s.io'
+      ? 4
+      : protocol === 'v3.channel.k8s.io'
+        ? 3
+        : protocol === 'v2.channel.k8s.io'
+          ? 2
+          : 1;
   const expected = new Set<string>(['error']);
   if (want.stdin) expected.add('stdin');
   if (want.stdout) expected.add('stdout');

@@ -48,11 +48,16 @@ export function negotiate(offered: string[], supported: string[]): string | unde
 function headerList(req: IncomingMessage, name: string): string[] {
   const v = req.headers[name];
   const all = Array.isArray(v) ? v : v === undefined ? [] : [v];
-  return all.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+  return all
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function reject(socket: Duplex, code: number, msg: string): void {
-  socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${msg}\n`);
+  socket.end(
+    `HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${msg}\n`,
+  );
 }
 
 export async function startStreamingServer(o: StreamingOptions): Promise<StreamingServer> {
@@ -167,7 +172,14 @@ export async function startStreamingServer(o: StreamingOptions): Promise<Streami
         return;
       }
       void podP.then((pod) => {
-        const fwd = forwardPort(deps, pod, port, data.input, (b) => data.write(b), () => data.end());
+        const fwd = forwardPort(
+          deps,
+          pod,
+          port,
+          data.input,
+          (b) => data.write(b),
+          () => data.end(),
+        );
         data.on('close', fwd.cancel);
         void fwd.done.then((msg) => {
           if (msg) error.write(`error forwarding port ${port} to pod ${pod.id}: ${msg}`);
@@ -223,7 +235,14 @@ export async function startStreamingServer(o: StreamingOptions): Promise<Streami
       p.writeUInt16LE(port);
       send(2 * i, p);
       send(2 * i + 1, p);
-      const fwd = forwardPort(deps, pod, port, inputs[i]!, (b) => send(2 * i, b), () => undefined);
+      const fwd = forwardPort(
+        deps,
+        pod,
+        port,
+        inputs[i]!,
+        (b) => send(2 * i, b),
+        () => undefined,
+      );
       cancels.push(fwd.cancel);
       void fwd.done.then((msg) => {
         if (msg) send(2 * i + 1, Buffer.from(`error forwarding port ${port} to pod ${pod.id}: ${msg}`));

@@ -20,7 +20,9 @@ import { PassThrough } from 'node:stream';
 import zlib from 'node:zlib';
 
 const require = createRequire(import.meta.url);
-const DICTIONARY = (require('spdy-transport/lib/spdy-transport/protocol/spdy/dictionary.js') as Record<number, Buffer>)[3]!;
+const DICTIONARY = (
+  require('spdy-transport/lib/spdy-transport/protocol/spdy/dictionary.js') as Record<number, Buffer>
+)[3]!;
 
 const SYN_STREAM = 1;
 const SYN_REPLY = 2;
@@ -69,7 +71,10 @@ function parseHeaderBlock(b: Buffer): Record<string, string> {
   for (let i = 0; i < n; i++) {
     const nl = b.readUInt32BE(o);
     o += 4;
-    const name = b.subarray(o, o + nl).toString('utf8').toLowerCase();
+    const name = b
+      .subarray(o, o + nl)
+      .toString('utf8')
+      .toLowerCase();
     o += nl;
     const vl = b.readUInt32BE(o);
     o += 4;
@@ -214,7 +219,11 @@ export class SpdySession extends EventEmitter {
   private reply(id: number): void {
     const idBuf = Buffer.alloc(4);
     idBuf.writeUInt32BE(id & 0x7fffffff);
-    this.send(this.deflate.run(headerBlock({ ':status': '200', ':version': 'HTTP/1.1' })).then((hb) => this.control(SYN_REPLY, 0, Buffer.concat([idBuf, hb]))));
+    this.send(
+      this.deflate
+        .run(headerBlock({ ':status': '200', ':version': 'HTTP/1.1' }))
+        .then((hb) => this.control(SYN_REPLY, 0, Buffer.concat([idBuf, hb]))),
+    );
   }
 
   /** Sends GOAWAY and closes the connection once everything queued is written. */
@@ -235,10 +244,12 @@ export class SpdySession extends EventEmitter {
       const frame = this.buf.subarray(0, 8 + len);
       this.buf = this.buf.subarray(8 + len);
       // header blocks decompress asynchronously: keep frames in order
-      this.inChain = this.inChain.then(() => this.handle(frame)).catch((e: unknown) => {
-        this.emit('error', e);
-        this.socket.destroy();
-      });
+      this.inChain = this.inChain
+        .then(() => this.handle(frame))
+        .catch((e: unknown) => {
+          this.emit('error', e);
+          this.socket.destroy();
+        });
     }
   }
 

@@ -125,7 +125,11 @@ describe('CRI: a pod sandbox with two containers, end to end', () => {
       c.rs('ExecSync', { container_id: ids.app, cmd: ['sh', '-c', 'sleep 3001 & sleep 3002'], timeout: 1 }),
     );
     assert.equal(timedOut.code, grpc.status.DEADLINE_EXCEEDED, timedOut.details);
-    await waitFor('the timed-out exec to be gone', () => sleepers('3001', pidNs).length + sleepers('3002', pidNs).length === 0, 30_000);
+    await waitFor(
+      'the timed-out exec to be gone',
+      () => sleepers('3001', pidNs).length + sleepers('3002', pidNs).length === 0,
+      30_000,
+    );
 
     // the CRI log format at log_directory/log_path
     const logFile = path.join(logDir, 'app', '0.log');
@@ -150,22 +154,39 @@ describe('CRI: a pod sandbox with two containers, end to end', () => {
     const ps = await c.rs('PodSandboxStats', { pod_sandbox_id: podId });
     assert.ok(BigInt(ps.stats.linux.process.process_count.value) >= 3n);
     assert.equal(ps.stats.linux.containers.length, 2);
-    const lcs = await c.rs('ListContainerStats', { filter: { pod_sandbox_id: podId, label_selector: { role: 'side' } } });
-    assert.deepEqual(lcs.stats.map((s: Msg) => s.attributes.id), [ids.side]);
+    const lcs = await c.rs('ListContainerStats', {
+      filter: { pod_sandbox_id: podId, label_selector: { role: 'side' } },
+    });
+    assert.deepEqual(
+      lcs.stats.map((s: Msg) => s.attributes.id),
+      [ids.side],
+    );
 
     // filters
     const byLabel = await c.rs('ListContainers', { filter: { label_selector: { role: 'app' } } });
-    assert.deepEqual(byLabel.containers.map((x: Msg) => x.id), [ids.app]);
+    assert.deepEqual(
+      byLabel.containers.map((x: Msg) => x.id),
+      [ids.app],
+    );
     const byPod = await c.rs('ListContainers', { filter: { pod_sandbox_id: podId.slice(0, 12) } });
     assert.equal(byPod.containers.length, 2);
     const running = await c.rs('ListContainers', { filter: { state: { state: 'CONTAINER_RUNNING' } } });
     assert.equal(running.containers.length, 2);
-    const pods = await c.rs('ListPodSandbox', { filter: { label_selector: { app: 'web' }, state: { state: 'SANDBOX_READY' } } });
-    assert.deepEqual(pods.items.map((p: Msg) => p.id), [podId]);
+    const pods = await c.rs('ListPodSandbox', {
+      filter: { label_selector: { app: 'web' }, state: { state: 'SANDBOX_READY' } },
+    });
+    assert.deepEqual(
+      pods.items.map((p: Msg) => p.id),
+      [podId],
+    );
     assert.equal((await c.rs('ListPodSandbox', { filter: { label_selector: { app: 'nope' } } })).items.length, 0);
 
     // the CLI sees the CRI pod and its containers
-    const cli = JSON.parse(await nspodOk(f.sb, ['pods', '-o', 'json'])) as Array<{ id: string; name: string; containers: Array<{ name: string }> }>;
+    const cli = JSON.parse(await nspodOk(f.sb, ['pods', '-o', 'json'])) as Array<{
+      id: string;
+      name: string;
+      containers: Array<{ name: string }>;
+    }>;
     const mine = cli.find((p) => p.id === podId);
     assert.ok(mine, 'nspod pods lists the CRI pod');
     assert.deepEqual(mine.containers.map((x) => x.name).sort(), ['app', 'side']);
@@ -212,12 +233,17 @@ spec:
       command: ['sleep', '1002']
 `;
     await nspodOk(f.sb, ['play', '-'], { input: yaml });
-    const items = (await f.client.rs('ListPodSandbox', { filter: { label_selector: { made: 'by-play' } } })).items as Msg[];
+    const items = (await f.client.rs('ListPodSandbox', { filter: { label_selector: { made: 'by-play' } } }))
+      .items as Msg[];
     assert.equal(items.length, 1);
     assert.equal(items[0]!.metadata.name, 'from-yaml');
     assert.equal(items[0]!.state, 'SANDBOX_READY');
-    const ctrs = (await f.client.rs('ListContainers', { filter: { pod_sandbox_id: items[0]!.id } })).containers as Msg[];
-    assert.deepEqual(ctrs.map((x) => [x.metadata.name, x.state]), [['main', 'CONTAINER_RUNNING']]);
+    const ctrs = (await f.client.rs('ListContainers', { filter: { pod_sandbox_id: items[0]!.id } }))
+      .containers as Msg[];
+    assert.deepEqual(
+      ctrs.map((x) => [x.metadata.name, x.state]),
+      [['main', 'CONTAINER_RUNNING']],
+    );
     await f.client.rs('RemovePodSandbox', { pod_sandbox_id: items[0]!.id });
     const cli = JSON.parse(await nspodOk(f.sb, ['pods', '-o', 'json'])) as unknown[];
     assert.equal(cli.length, 0);

@@ -64,43 +64,56 @@ describe('CRI semantics kubelet relies on', () => {
     await f.client.rs('RemovePodSandbox', { pod_sandbox_id: p.id });
   }
 
-  it('puts containers in the pid namespace their mode asks for: CONTAINER, POD, TARGET, NODE', { timeout: 90_000 }, async () => {
-    const p = await pod({ linux: { security_context: { namespace_options: { pid: 'CONTAINER' } } } });
-    try {
-      const own = await run(p, { metadata: { name: 'own' }, linux: { security_context: { namespace_options: { pid: 'CONTAINER' } } } });
-      const shared = await run(p, { metadata: { name: 'shared' }, linux: { security_context: { namespace_options: { pid: 'POD' } } } });
-      const target = await run(p, {
-        metadata: { name: 'debug' },
-        linux: { security_context: { namespace_options: { pid: 'TARGET', target_id: own.id } } },
-      });
-      const node = await run(p, { metadata: { name: 'node' }, linux: { security_context: { namespace_options: { pid: 'NODE' } } } });
-      const pidNs = (pid: number | 'self'): number => nsInode(pid, 'pid');
-      assert.notEqual(pidNs(own.pid), pidNs(p.pausePid), 'CONTAINER: its own');
-      assert.notEqual(pidNs(own.pid), pidNs('self'));
-      assert.equal(pidNs(shared.pid), pidNs(p.pausePid), 'POD: the sandbox’s');
-      assert.equal(pidNs(target.pid), pidNs(own.pid), 'TARGET: the target container’s');
-      assert.equal(pidNs(node.pid), pidNs('self'), 'NODE: the host’s');
-      // all four share the pod's network and ipc namespaces
-      for (const c of [own, shared, target, node]) {
-        assert.equal(nsInode(c.pid, 'net'), nsInode(p.pausePid, 'net'));
-        assert.equal(nsInode(c.pid, 'ipc'), nsInode(p.pausePid, 'ipc'));
+  it(
+    'puts containers in the pid namespace their mode asks for: CONTAINER, POD, TARGET, NODE',
+    { timeout: 90_000 },
+    async () => {
+      const p = await pod({ linux: { security_context: { namespace_options: { pid: 'CONTAINER' } } } });
+      try {
+        const own = await run(p, {
+          metadata: { name: 'own' },
+          linux: { security_context: { namespace_options: { pid: 'CONTAINER' } } },
+        });
+        const shared = await run(p, {
+          metadata: { name: 'shared' },
+          linux: { security_context: { namespace_options: { pid: 'POD' } } },
+        });
+        const target = await run(p, {
+          metadata: { name: 'debug' },
+          linux: { security_context: { namespace_options: { pid: 'TARGET', target_id: own.id } } },
+        });
+        const node = await run(p, {
+          metadata: { name: 'node' },
+          linux: { security_context: { namespace_options: { pid: 'NODE' } } },
+        });
+        const pidNs = (pid: number | 'self'): number => nsInode(pid, 'pid');
+        assert.notEqual(pidNs(own.pid), pidNs(p.pausePid), 'CONTAINER: its own');
+        assert.notEqual(pidNs(own.pid), pidNs('self'));
+        assert.equal(pidNs(shared.pid), pidNs(p.pausePid), 'POD: the sandbox’s');
+        assert.equal(pidNs(target.pid), pidNs(own.pid), 'TARGET: the target container’s');
+        assert.equal(pidNs(node.pid), pidNs('self'), 'NODE: the host’s');
+        // all four share the pod's network and ipc namespaces
+        for (const c of [own, shared, target, node]) {
+          assert.equal(nsInode(c.pid, 'net'), nsInode(p.pausePid, 'net'));
+          assert.equal(nsInode(c.pid, 'ipc'), nsInode(p.pausePid, 'ipc'));
+        }
+        const missing = await codeOf(
+          f.client.rs('CreateContainer', {
+            pod_sandbox_id: p.id,
+            config: {
+              metadata: { name: 'bad' },
+              image: IMAGE,
+              linux: { security_context: { namespace_options: { pid: 'TARGET' } } },
+            },
+          }),
+        );
+        assert.equal(missing.code, grpc.status.INVALID_ARGUMENT);
+        assert.match(missing.details, /target_id/);
+      } finally {
+        await remove(p);
       }
-      const missing = await codeOf(
-        f.client.rs('CreateContainer', {
-          pod_sandbox_id: p.id,
-          config: {
-            metadata: { name: 'bad' },
-            image: IMAGE,
-            linux: { security_context: { namespace_options: { pid: 'TARGET' } } },
-          },
-        }),
-      );
-      assert.equal(missing.code, grpc.status.INVALID_ARGUMENT);
-      assert.match(missing.details, /target_id/);
-    } finally {
-      await remove(p);
-    }
-  });
+    },
+  );
 
   it('uses the host network and ipc namespaces for NODE mode', { timeout: 90_000 }, async () => {
     const p = await pod({ linux: { security_context: { namespace_options: { network: 'NODE', ipc: 'NODE' } } } });
@@ -108,80 +121,107 @@ describe('CRI semantics kubelet relies on', () => {
       const c = await run(p, { metadata: { name: 'hostnet' } });
       assert.equal(nsInode(c.pid, 'net'), nsInode('self', 'net'));
       assert.equal(nsInode(c.pid, 'ipc'), nsInode('self', 'ipc'));
-      assert.equal((await f.client.rs('PodSandboxStatus', { pod_sandbox_id: p.id })).status.linux.namespaces.options.network, 'NODE');
+      assert.equal(
+        (await f.client.rs('PodSandboxStatus', { pod_sandbox_id: p.id })).status.linux.namespaces.options.network,
+        'NODE',
+      );
     } finally {
       await remove(p);
     }
   });
 
-  it('applies the linux security context, sysctls, devices and mounts with propagation', { timeout: 90_000 }, async () => {
-    const hostDir = path.join(f.sb.root, `shared-${n}`);
-    await fs.mkdir(hostDir, { recursive: true });
-    await fs.writeFile(path.join(hostDir, 'hello.txt'), 'from the host\n');
-    // make the source a shared mount, so rslave is observable
-    sh('mount', ['--bind', hostDir, hostDir]);
-    sh('mount', ['--make-shared', hostDir]);
-    const p = await pod({ linux: { sysctls: { 'net.ipv4.ip_local_port_range': '20000 30000' } } });
-    try {
-      const c = await run(p, {
-        metadata: { name: 'secure' },
-        linux: {
-          security_context: {
-            run_as_user: { value: 1234 },
-            run_as_group: { value: 2345 },
-            supplemental_groups: [3000],
-            readonly_rootfs: true,
-            no_new_privs: true,
-            capabilities: { drop_capabilities: ['ALL'], add_capabilities: ['NET_BIND_SERVICE'] },
-            seccomp: { profile_type: 'RuntimeDefault' },
-            masked_paths: ['/proc/kcore', '/proc/cpuinfo'],
-          },
-        },
-        mounts: [{ container_path: '/data', host_path: hostDir, readonly: true, propagation: 'PROPAGATION_HOST_TO_CONTAINER' }],
-        devices: [{ container_path: '/dev/myzero', host_path: '/dev/zero', permissions: 'r' }],
-      });
-      assert.equal(statusField(c.pid, 'Uid').split(/\s+/)[0], '1234');
-      assert.equal(statusField(c.pid, 'Gid').split(/\s+/)[0], '2345');
-      assert.match(statusField(c.pid, 'Groups'), /\b3000\b/);
-      assert.equal(statusField(c.pid, 'NoNewPrivs'), '1');
-      assert.equal(statusField(c.pid, 'Seccomp'), '2', 'a seccomp filter is installed');
-      assert.equal(statusField(c.pid, 'CapBnd'), '0000000000000400', 'only CAP_NET_BIND_SERVICE is left');
-      assert.notEqual((await exec(c.id, 'touch /newfile')).code, 0, 'the rootfs is read-only');
-      assert.equal((await exec(c.id, 'cat /proc/cpuinfo | wc -c')).out.trim(), '0', '/proc/cpuinfo is masked');
-      assert.equal((await exec(c.id, 'cat /proc/sys/net/ipv4/ip_local_port_range')).out.trim().replace(/\s+/g, ' '), '20000 30000');
-      assert.equal((await exec(c.id, 'head -c 5 /dev/myzero | wc -c')).out.trim(), '5');
-      assert.equal((await exec(c.id, 'cat /data/hello.txt')).out, 'from the host\n');
-      assert.notEqual((await exec(c.id, 'touch /data/x')).code, 0, 'the mount is read-only');
-      const mi = readFileSync(`/proc/${c.pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === '/data');
-      assert.match(mi ?? '', /master:\d+/, 'the /data mount is a slave of the host mount');
-      // a mount made on the host afterwards appears inside (host → container propagation)
-      await fs.mkdir(path.join(hostDir, 'late'), { recursive: true });
-      sh('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'late', path.join(hostDir, 'late')]);
+  it(
+    'applies the linux security context, sysctls, devices and mounts with propagation',
+    { timeout: 90_000 },
+    async () => {
+      const hostDir = path.join(f.sb.root, `shared-${n}`);
+      await fs.mkdir(hostDir, { recursive: true });
+      await fs.writeFile(path.join(hostDir, 'hello.txt'), 'from the host\n');
+      // make the source a shared mount, so rslave is observable
+      sh('mount', ['--bind', hostDir, hostDir]);
+      sh('mount', ['--make-shared', hostDir]);
+      const p = await pod({ linux: { sysctls: { 'net.ipv4.ip_local_port_range': '20000 30000' } } });
       try {
-        await fs.writeFile(path.join(hostDir, 'late', 'seen.txt'), 'propagated\n');
-        assert.equal((await exec(c.id, 'cat /data/late/seen.txt')).out, 'propagated\n');
+        const c = await run(p, {
+          metadata: { name: 'secure' },
+          linux: {
+            security_context: {
+              run_as_user: { value: 1234 },
+              run_as_group: { value: 2345 },
+              supplemental_groups: [3000],
+              readonly_rootfs: true,
+              no_new_privs: true,
+              capabilities: { drop_capabilities: ['ALL'], add_capabilities: ['NET_BIND_SERVICE'] },
+              seccomp: { profile_type: 'RuntimeDefault' },
+              masked_paths: ['/proc/kcore', '/proc/cpuinfo'],
+            },
+          },
+          mounts: [
+            {
+              container_path: '/data',
+              host_path: hostDir,
+              readonly: true,
+              propagation: 'PROPAGATION_HOST_TO_CONTAINER',
+            },
+          ],
+          devices: [{ container_path: '/dev/myzero', host_path: '/dev/zero', permissions: 'r' }],
+        });
+        assert.equal(statusField(c.pid, 'Uid').split(/\s+/)[0], '1234');
+        assert.equal(statusField(c.pid, 'Gid').split(/\s+/)[0], '2345');
+        assert.match(statusField(c.pid, 'Groups'), /\b3000\b/);
+        assert.equal(statusField(c.pid, 'NoNewPrivs'), '1');
+        assert.equal(statusField(c.pid, 'Seccomp'), '2', 'a seccomp filter is installed');
+        assert.equal(statusField(c.pid, 'CapBnd'), '0000000000000400', 'only CAP_NET_BIND_SERVICE is left');
+        assert.notEqual((await exec(c.id, 'touch /newfile')).code, 0, 'the rootfs is read-only');
+        assert.equal((await exec(c.id, 'cat /proc/cpuinfo | wc -c')).out.trim(), '0', '/proc/cpuinfo is masked');
+        assert.equal(
+          (await exec(c.id, 'cat /proc/sys/net/ipv4/ip_local_port_range')).out.trim().replace(/\s+/g, ' '),
+          '20000 30000',
+        );
+        assert.equal((await exec(c.id, 'head -c 5 /dev/myzero | wc -c')).out.trim(), '5');
+        assert.equal((await exec(c.id, 'cat /data/hello.txt')).out, 'from the host\n');
+        assert.notEqual((await exec(c.id, 'touch /data/x')).code, 0, 'the mount is read-only');
+        const mi = readFileSync(`/proc/${c.pid}/mountinfo`, 'utf8')
+          .split('\n')
+          .find((l) => l.split(' ')[4] === '/data');
+        assert.match(mi ?? '', /master:\d+/, 'the /data mount is a slave of the host mount');
+        // a mount made on the host afterwards appears inside (host → container propagation)
+        await fs.mkdir(path.join(hostDir, 'late'), { recursive: true });
+        sh('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'late', path.join(hostDir, 'late')]);
+        try {
+          await fs.writeFile(path.join(hostDir, 'late', 'seen.txt'), 'propagated\n');
+          assert.equal((await exec(c.id, 'cat /data/late/seen.txt')).out, 'propagated\n');
+        } finally {
+          sh('umount', [path.join(hostDir, 'late')]);
+        }
+        // the image's USER unless overridden: run_as_username resolves in the image's /etc/passwd
+        const named = await run(p, {
+          metadata: { name: 'nobody' },
+          linux: { security_context: { run_as_username: 'nobody' } },
+        });
+        assert.equal(statusField(named.pid, 'Uid').split(/\s+/)[0], '65534');
+        const st = await f.client.rs('ContainerStatus', { container_id: named.id });
+        assert.equal(st.status.user.linux.uid, '65534');
+        const unconfined = await run(p, {
+          metadata: { name: 'unconfined' },
+          linux: { security_context: { seccomp: { profile_type: 'Unconfined' } } },
+        });
+        assert.equal(statusField(unconfined.pid, 'Seccomp'), '0');
       } finally {
-        sh('umount', [path.join(hostDir, 'late')]);
+        await remove(p);
+        spawnSync('umount', ['-l', hostDir]);
       }
-      // the image's USER unless overridden: run_as_username resolves in the image's /etc/passwd
-      const named = await run(p, { metadata: { name: 'nobody' }, linux: { security_context: { run_as_username: 'nobody' } } });
-      assert.equal(statusField(named.pid, 'Uid').split(/\s+/)[0], '65534');
-      const st = await f.client.rs('ContainerStatus', { container_id: named.id });
-      assert.equal(st.status.user.linux.uid, '65534');
-      const unconfined = await run(p, { metadata: { name: 'unconfined' }, linux: { security_context: { seccomp: { profile_type: 'Unconfined' } } } });
-      assert.equal(statusField(unconfined.pid, 'Seccomp'), '0');
-    } finally {
-      await remove(p);
-      spawnSync('umount', ['-l', hostDir]);
-    }
-  });
+    },
+  );
 
   it('writes resources to the cgroup and updates them', { timeout: 90_000 }, async () => {
     const p = await pod();
     try {
       const c = await run(p, {
         metadata: { name: 'limited' },
-        linux: { resources: { cpu_period: 100000, cpu_quota: 50000, cpu_shares: 512, memory_limit_in_bytes: 64 * 1024 * 1024 } },
+        linux: {
+          resources: { cpu_period: 100000, cpu_quota: 50000, cpu_shares: 512, memory_limit_in_bytes: 64 * 1024 * 1024 },
+        },
       });
       const cg = (await f.client.rs('ContainerStatus', { container_id: c.id, verbose: true })).info.info;
       const rel = (JSON.parse(cg as string) as { cgroupPath: string }).cgroupPath;
@@ -206,90 +246,108 @@ describe('CRI semantics kubelet relies on', () => {
     }
   });
 
-  it('reports Completed, Error and OOMKilled with exit codes and timestamps; attempts are distinct', { timeout: 90_000 }, async () => {
-    const p = await pod();
-    try {
-      const ok = await run(p, { metadata: { name: 'job', attempt: 0 }, command: ['true'] });
-      const bad = await run(p, { metadata: { name: 'job', attempt: 1 }, command: ['sh', '-c', 'exit 7'] });
-      const oom = await run(p, {
-        metadata: { name: 'hog' },
-        command: ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\000" a); echo survived'],
-        linux: { resources: { memory_limit_in_bytes: 16 * 1024 * 1024 } },
-      });
-      const done = async (id: string): Promise<Msg> =>
-        waitFor(
-          `container ${id.slice(0, 8)} to exit`,
-          async () => {
-            const s = (await f.client.rs('ContainerStatus', { container_id: id })).status as Msg;
-            return s.state === 'CONTAINER_EXITED' ? s : undefined;
-          },
-          60_000,
+  it(
+    'reports Completed, Error and OOMKilled with exit codes and timestamps; attempts are distinct',
+    { timeout: 90_000 },
+    async () => {
+      const p = await pod();
+      try {
+        const ok = await run(p, { metadata: { name: 'job', attempt: 0 }, command: ['true'] });
+        const bad = await run(p, { metadata: { name: 'job', attempt: 1 }, command: ['sh', '-c', 'exit 7'] });
+        const oom = await run(p, {
+          metadata: { name: 'hog' },
+          command: ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\000" a); echo survived'],
+          linux: { resources: { memory_limit_in_bytes: 16 * 1024 * 1024 } },
+        });
+        const done = async (id: string): Promise<Msg> =>
+          waitFor(
+            `container ${id.slice(0, 8)} to exit`,
+            async () => {
+              const s = (await f.client.rs('ContainerStatus', { container_id: id })).status as Msg;
+              return s.state === 'CONTAINER_EXITED' ? s : undefined;
+            },
+            60_000,
+          );
+        const s1 = await done(ok.id);
+        assert.equal(s1.exit_code, 0);
+        assert.equal(s1.reason, 'Completed');
+        assert.ok(BigInt(s1.finished_at) >= BigInt(s1.started_at) && BigInt(s1.started_at) > 0n);
+        const s2 = await done(bad.id);
+        assert.equal(s2.exit_code, 7);
+        assert.equal(s2.reason, 'Error');
+        assert.deepEqual(
+          [s1.metadata, s2.metadata],
+          [
+            { name: 'job', attempt: 0 },
+            { name: 'job', attempt: 1 },
+          ],
         );
-      const s1 = await done(ok.id);
-      assert.equal(s1.exit_code, 0);
-      assert.equal(s1.reason, 'Completed');
-      assert.ok(BigInt(s1.finished_at) >= BigInt(s1.started_at) && BigInt(s1.started_at) > 0n);
-      const s2 = await done(bad.id);
-      assert.equal(s2.exit_code, 7);
-      assert.equal(s2.reason, 'Error');
-      assert.deepEqual([s1.metadata, s2.metadata], [{ name: 'job', attempt: 0 }, { name: 'job', attempt: 1 }]);
-      const s3 = await done(oom.id);
-      assert.equal(s3.reason, 'OOMKilled', `exit ${s3.exit_code}`);
-      assert.equal(s3.exit_code, 137);
-      const exited = await f.client.rs('ListContainers', { filter: { pod_sandbox_id: p.id, state: { state: 'CONTAINER_EXITED' } } });
-      assert.equal(exited.containers.length, 3);
-      await f.client.rs('RemoveContainer', { container_id: ok.id });
-      await f.client.rs('RemoveContainer', { container_id: ok.id });
-      assert.equal((await f.client.rs('ListContainers', { filter: { pod_sandbox_id: p.id } })).containers.length, 2);
-    } finally {
-      await remove(p);
-    }
-  });
+        const s3 = await done(oom.id);
+        assert.equal(s3.reason, 'OOMKilled', `exit ${s3.exit_code}`);
+        assert.equal(s3.exit_code, 137);
+        const exited = await f.client.rs('ListContainers', {
+          filter: { pod_sandbox_id: p.id, state: { state: 'CONTAINER_EXITED' } },
+        });
+        assert.equal(exited.containers.length, 3);
+        await f.client.rs('RemoveContainer', { container_id: ok.id });
+        await f.client.rs('RemoveContainer', { container_id: ok.id });
+        assert.equal((await f.client.rs('ListContainers', { filter: { pod_sandbox_id: p.id } })).containers.length, 2);
+      } finally {
+        await remove(p);
+      }
+    },
+  );
 
-  it('answers NotFound, InvalidArgument, and treats Stop/Remove of what is gone as done', { timeout: 90_000 }, async () => {
-    const c = f.client;
-    const unknown = 'f'.repeat(64);
-    for (const [m, req] of [
-      ['ContainerStatus', { container_id: unknown }],
-      ['StartContainer', { container_id: unknown }],
-      ['PodSandboxStatus', { pod_sandbox_id: unknown }],
-      ['ExecSync', { container_id: unknown, cmd: ['true'] }],
-      ['CreateContainer', { pod_sandbox_id: unknown, config: { metadata: { name: 'x' }, image: IMAGE } }],
-    ] as const) {
-      const r = await codeOf(c.rs(m, req));
-      assert.equal(r.code, grpc.status.NOT_FOUND, `${m}: ${r.details}`);
-    }
-    await c.rs('StopContainer', { container_id: unknown, timeout: 1 });
-    await c.rs('RemoveContainer', { container_id: unknown });
-    await c.rs('StopPodSandbox', { pod_sandbox_id: unknown });
-    await c.rs('RemovePodSandbox', { pod_sandbox_id: unknown });
-    const noMeta = await codeOf(c.rs('RunPodSandbox', { config: { hostname: 'x' } }));
-    assert.equal(noMeta.code, grpc.status.INVALID_ARGUMENT);
-    assert.match(noMeta.details, /config\.metadata/);
-    const noName = await codeOf(c.rs('RunPodSandbox', { config: { metadata: { namespace: 'default' } } }));
-    assert.equal(noName.code, grpc.status.INVALID_ARGUMENT);
-    assert.match(noName.details, /config\.metadata\.name/);
-    const p = await pod();
-    try {
-      const noImage = await codeOf(c.rs('CreateContainer', { pod_sandbox_id: p.id, config: { metadata: { name: 'x' } } }));
-      assert.equal(noImage.code, grpc.status.INVALID_ARGUMENT);
-      assert.match(noImage.details, /config\.image\.image/);
-      const noCmd = await codeOf(c.rs('Exec', { container_id: unknown, cmd: [] }));
-      assert.equal(noCmd.code, grpc.status.NOT_FOUND);
-      const ct = await run(p, { metadata: { name: 'exec' } });
-      const noStreams = await codeOf(c.rs('Exec', { container_id: ct.id, cmd: ['ls'] }));
-      assert.equal(noStreams.code, grpc.status.INVALID_ARGUMENT);
-      assert.equal((await codeOf(c.rs('ListMetricDescriptors', {}))).code, grpc.status.UNIMPLEMENTED);
-      // stop twice, remove twice
-      await c.rs('StopContainer', { container_id: ct.id, timeout: 2 });
-      await waitFor('the exit', () => !existsPid(ct.pid), 30_000);
-      await c.rs('StopContainer', { container_id: ct.id, timeout: 2 });
-      await c.rs('RemoveContainer', { container_id: ct.id });
-      await c.rs('RemoveContainer', { container_id: ct.id });
-    } finally {
-      await remove(p);
-    }
-  });
+  it(
+    'answers NotFound, InvalidArgument, and treats Stop/Remove of what is gone as done',
+    { timeout: 90_000 },
+    async () => {
+      const c = f.client;
+      const unknown = 'f'.repeat(64);
+      for (const [m, req] of [
+        ['ContainerStatus', { container_id: unknown }],
+        ['StartContainer', { container_id: unknown }],
+        ['PodSandboxStatus', { pod_sandbox_id: unknown }],
+        ['ExecSync', { container_id: unknown, cmd: ['true'] }],
+        ['CreateContainer', { pod_sandbox_id: unknown, config: { metadata: { name: 'x' }, image: IMAGE } }],
+      ] as const) {
+        const r = await codeOf(c.rs(m, req));
+        assert.equal(r.code, grpc.status.NOT_FOUND, `${m}: ${r.details}`);
+      }
+      await c.rs('StopContainer', { container_id: unknown, timeout: 1 });
+      await c.rs('RemoveContainer', { container_id: unknown });
+      await c.rs('StopPodSandbox', { pod_sandbox_id: unknown });
+      await c.rs('RemovePodSandbox', { pod_sandbox_id: unknown });
+      const noMeta = await codeOf(c.rs('RunPodSandbox', { config: { hostname: 'x' } }));
+      assert.equal(noMeta.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(noMeta.details, /config\.metadata/);
+      const noName = await codeOf(c.rs('RunPodSandbox', { config: { metadata: { namespace: 'default' } } }));
+      assert.equal(noName.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(noName.details, /config\.metadata\.name/);
+      const p = await pod();
+      try {
+        const noImage = await codeOf(
+          c.rs('CreateContainer', { pod_sandbox_id: p.id, config: { metadata: { name: 'x' } } }),
+        );
+        assert.equal(noImage.code, grpc.status.INVALID_ARGUMENT);
+        assert.match(noImage.details, /config\.image\.image/);
+        const noCmd = await codeOf(c.rs('Exec', { container_id: unknown, cmd: [] }));
+        assert.equal(noCmd.code, grpc.status.NOT_FOUND);
+        const ct = await run(p, { metadata: { name: 'exec' } });
+        const noStreams = await codeOf(c.rs('Exec', { container_id: ct.id, cmd: ['ls'] }));
+        assert.equal(noStreams.code, grpc.status.INVALID_ARGUMENT);
+        assert.equal((await codeOf(c.rs('ListMetricDescriptors', {}))).code, grpc.status.UNIMPLEMENTED);
+        // stop twice, remove twice
+        await c.rs('StopContainer', { container_id: ct.id, timeout: 2 });
+        await waitFor('the exit', () => !existsPid(ct.pid), 30_000);
+        await c.rs('StopContainer', { container_id: ct.id, timeout: 2 });
+        await c.rs('RemoveContainer', { container_id: ct.id });
+        await c.rs('RemoveContainer', { container_id: ct.id });
+      } finally {
+        await remove(p);
+      }
+    },
+  );
 
   it('answers ImageStatus alike for a name, an untagged name, an id and a digest', { timeout: 90_000 }, async () => {
     const c = f.client;
@@ -311,7 +369,10 @@ describe('CRI semantics kubelet relies on', () => {
     const pull = await codeOf(c.is('PullImage', { image: { image: 'registry.invalid/nothing:1' } }));
     assert.equal(pull.code, grpc.status.UNAVAILABLE);
     const listed = await c.is('ListImages', { filter: { image: { image: digest } } });
-    assert.deepEqual(listed.images.map((i: Msg) => i.id), [id]);
+    assert.deepEqual(
+      listed.images.map((i: Msg) => i.id),
+      [id],
+    );
     const fsInfo = await c.is('ImageFsInfo', {});
     assert.ok(BigInt(fsInfo.image_filesystems[0].used_bytes.value) > 0n);
     await c.is('RemoveImage', { image: { image: 'localhost/nothing:here' } });

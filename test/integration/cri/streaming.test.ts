@@ -22,7 +22,12 @@ interface WsResult {
 }
 
 /** Connects with the given subprotocol; `onOpen` sends frames; resolves when the server closes. */
-async function wsSession(url: string, protocol: string, onOpen: (ws: WebSocket) => void, until?: (r: WsResult) => boolean): Promise<WsResult> {
+async function wsSession(
+  url: string,
+  protocol: string,
+  onOpen: (ws: WebSocket) => void,
+  until?: (r: WsResult) => boolean,
+): Promise<WsResult> {
   const ws = new WebSocket(url.replace(/^http/, 'ws'), [protocol]);
   const r: WsResult = { channels: new Map() };
   ws.on('message', (data: Buffer) => {
@@ -35,11 +40,15 @@ async function wsSession(url: string, protocol: string, onOpen: (ws: WebSocket) 
   onOpen(ws);
   await once(ws, 'close');
   const err = r.channels.get(3);
-  if (err && err.length > 0 && protocol !== 'portforward.k8s.io' && !url.includes('/portforward/')) r.status = JSON.parse(err.toString()) as Msg;
+  if (err && err.length > 0 && protocol !== 'portforward.k8s.io' && !url.includes('/portforward/'))
+    r.status = JSON.parse(err.toString()) as Msg;
   return r;
 }
 
-async function spdyConnect(url: string, protocol: string): Promise<{ conn: SpdyConnection; socket: Duplex; proto: string }> {
+async function spdyConnect(
+  url: string,
+  protocol: string,
+): Promise<{ conn: SpdyConnection; socket: Duplex; proto: string }> {
   const u = new URL(url);
   const req = http.request({
     host: u.hostname,
@@ -93,28 +102,32 @@ describe('CRI streaming server: exec, attach and port-forward over SPDY and WebS
   });
   after(async () => f?.stop());
 
-  it('execs over WebSocket v5 with stdin, separate stdout/stderr and the exit code in the status', { timeout: 90_000 }, async () => {
-    const { url } = await f.client.rs('Exec', {
-      container_id: ctr,
-      cmd: ['sh', '-c', 'cat; echo to-stderr >&2; exit 5'],
-      stdin: true,
-      stdout: true,
-      stderr: true,
-    });
-    const r = await wsSession(url as string, 'v5.channel.k8s.io', (ws) => {
-      ws.send(Buffer.concat([Buffer.from([0]), Buffer.from('from stdin\n')]));
-      ws.send(Buffer.from([255, 0])); // v5: close stdin
-    });
-    assert.equal(r.channels.get(1)?.toString(), 'from stdin\n');
-    assert.equal(r.channels.get(2)?.toString(), 'to-stderr\n');
-    assert.equal(r.status?.status, 'Failure');
-    assert.equal(r.status?.reason, 'NonZeroExitCode');
-    assert.deepEqual(r.status?.details?.causes, [{ reason: 'ExitCode', message: '5' }]);
-    // one use per URL
-    const again = new WebSocket((url as string).replace(/^http/, 'ws'), ['v5.channel.k8s.io']);
-    const [err] = (await once(again, 'unexpected-response')) as [unknown, http.IncomingMessage];
-    void err;
-  });
+  it(
+    'execs over WebSocket v5 with stdin, separate stdout/stderr and the exit code in the status',
+    { timeout: 90_000 },
+    async () => {
+      const { url } = await f.client.rs('Exec', {
+        container_id: ctr,
+        cmd: ['sh', '-c', 'cat; echo to-stderr >&2; exit 5'],
+        stdin: true,
+        stdout: true,
+        stderr: true,
+      });
+      const r = await wsSession(url as string, 'v5.channel.k8s.io', (ws) => {
+        ws.send(Buffer.concat([Buffer.from([0]), Buffer.from('from stdin\n')]));
+        ws.send(Buffer.from([255, 0])); // v5: close stdin
+      });
+      assert.equal(r.channels.get(1)?.toString(), 'from stdin\n');
+      assert.equal(r.channels.get(2)?.toString(), 'to-stderr\n');
+      assert.equal(r.status?.status, 'Failure');
+      assert.equal(r.status?.reason, 'NonZeroExitCode');
+      assert.deepEqual(r.status?.details?.causes, [{ reason: 'ExitCode', message: '5' }]);
+      // one use per URL
+      const again = new WebSocket((url as string).replace(/^http/, 'ws'), ['v5.channel.k8s.io']);
+      const [err] = (await once(again, 'unexpected-response')) as [unknown, http.IncomingMessage];
+      void err;
+    },
+  );
 
   it('execs over WebSocket v4 and reports success', { timeout: 90_000 }, async () => {
     const { url } = await f.client.rs('Exec', { container_id: ctr, cmd: ['hostname'], stdout: true });
@@ -124,7 +137,13 @@ describe('CRI streaming server: exec, attach and port-forward over SPDY and WebS
   });
 
   it('execs over SPDY/3.1 (v4.channel.k8s.io) with stdin and stdout streams', { timeout: 90_000 }, async () => {
-    const { url } = await f.client.rs('Exec', { container_id: ctr, cmd: ['sh', '-c', 'tr a-z A-Z'], stdin: true, stdout: true, stderr: true });
+    const { url } = await f.client.rs('Exec', {
+      container_id: ctr,
+      cmd: ['sh', '-c', 'tr a-z A-Z'],
+      stdin: true,
+      stdout: true,
+      stderr: true,
+    });
     const { conn, proto, socket } = await spdyConnect(url as string, 'v4.channel.k8s.io');
     assert.equal(proto, 'v4.channel.k8s.io');
     const error = await openStream(conn, { streamtype: 'error' });
@@ -163,7 +182,12 @@ describe('CRI streaming server: exec, attach and port-forward over SPDY and WebS
 
   it('attaches to the running container’s output', { timeout: 90_000 }, async () => {
     const { url } = await f.client.rs('Attach', { container_id: ctr, stdout: true, stderr: true });
-    const r = await wsSession(url as string, 'v5.channel.k8s.io', () => undefined, (x) => /tick \d+/.test(x.channels.get(1)?.toString() ?? ''));
+    const r = await wsSession(
+      url as string,
+      'v5.channel.k8s.io',
+      () => undefined,
+      (x) => /tick \d+/.test(x.channels.get(1)?.toString() ?? ''),
+    );
     assert.match(r.channels.get(1)?.toString() ?? '', /tick \d+\n/);
   });
 
