@@ -160,7 +160,7 @@ function seccompFrom(
   const s = legacy ?? '';
   if (s === '' || s === 'unconfined') return { type: 'Unconfined' };
   if (s === 'runtime/default' || s === 'docker/default') return { type: 'RuntimeDefault' };
-  if (s.startsWith('localhost/')) return { type: 'Localhost', path: s.slice('localhost'.length) };
+  if (s.startsWith('localhost/')) return { type: 'Localhost', path: s.slice('localhost/'.length) };
   throw invalidArgument(`${field}_profile_path: unknown seccomp profile "${s}"`);
 }
 
