@@ -161,3 +161,7 @@ if (typeof p === 'string') {
   console.log(`  pod up      ${(n.up.median / p.up.median).toFixed(2)}   (target <= 0.5)`);
   console.log(`  teardown    ${(n.down.median / p.down.median).toFixed(2)}`);
 }
+
+// The CRI endpoint (bench/cri.ts); BENCH_CRI_PODS sets the concurrent batch (default 50).
+const { benchCri, printCri } = await import('./cri.js');
+printCri(await benchCri(RUNS, Number(process.env.BENCH_CRI_PODS ?? 50)), (xs) => fmt(stat(xs)));
