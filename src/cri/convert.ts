@@ -134,13 +134,19 @@ export async function criContainerStatus(
 ): Promise<Record<string, unknown>> {
   const user = await processUser(rec);
   const reason = exitReason(st, oomKilled);
+  // The exit time is the exit file's mtime, from the kernel's coarse clock, which can read a few
+  // ms behind the start time taken when the runtime was asked to start: never report an exit
+  // before the start.
+  const started = isoToNs(st.startedAt);
+  let finished = isoToNs(st.finishedAt);
+  if (finished !== '0' && BigInt(finished) < BigInt(started)) finished = started;
   return {
     id: rec.id,
     metadata: containerMetadata(rec),
     state: containerState(st),
     created_at: isoToNs(rec.createdAt),
-    started_at: isoToNs(st.startedAt),
-    finished_at: isoToNs(st.finishedAt),
+    started_at: started,
+    finished_at: finished,
     exit_code: st.exitCode ?? 0,
     image: { image: rec.spec.image, annotations: {}, user_specified_image: rec.spec.image },
     image_ref: rec.image.id,

@@ -102,7 +102,8 @@ export function makeRuntimeService(d: RuntimeServiceDeps): grpc.UntypedServiceIm
 
   async function containerStatusMsg(rec: ContainerRecord, pod: PodRecord): Promise<Record<string, unknown>> {
     const st = await rt.statusOfContainer(rec, pod);
-    const oom = st.state === 'exited' && st.exitCode !== 0 ? await oomKilled(rt, rec) : false;
+    // a kill by the cgroup's OOM killer marks the container even when its init survived it
+    const oom = st.state === 'exited' ? await oomKilled(rt, rec) : false;
     return criContainerStatus(rec, st, oom);
   }
 

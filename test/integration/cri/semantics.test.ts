@@ -387,3 +387,68 @@ function existsPid(pid: number): boolean {
     return false;
   }
 }
+
+describe('CRI events and log reopening', () => {
+  let f: CriFixture;
+  before(async () => {
+    f = await startCri();
+  });
+  after(async () => f?.stop());
+
+  it('streams container events and reopens a rotated log', { timeout: 90_000 }, async () => {
+    const events: Msg[] = [];
+    const call = (
+      f.client.runtime as unknown as Record<string, (r: Msg) => NodeJS.EventEmitter & { cancel(): void }>
+    ).GetContainerEvents!.call(f.client.runtime, {});
+    call.on('data', (e: Msg) => events.push(e));
+    call.on('error', () => undefined);
+    try {
+      const logDir = path.join(f.sb.root, 'logs-ev');
+      const config = sandboxConfig('ev', { log_directory: logDir });
+      const { pod_sandbox_id: podId } = await f.client.rs('RunPodSandbox', { config });
+      const { container_id: id } = await f.client.rs('CreateContainer', {
+        pod_sandbox_id: podId,
+        sandbox_config: config,
+        config: {
+          metadata: { name: 'ticker' },
+          image: IMAGE,
+          command: ['sh', '-c', 'i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done'],
+          log_path: 'ticker.log',
+        },
+      });
+      await f.client.rs('StartContainer', { container_id: id });
+      const log = path.join(logDir, 'ticker.log');
+      await waitFor(
+        'the first log lines',
+        async () => (await fs.readFile(log, 'utf8').catch(() => '')).includes('line 1'),
+        30_000,
+      );
+      // kubelet's rotation: rename, then ask the runtime to reopen
+      await fs.rename(log, `${log}.1`);
+      await f.client.rs('ReopenContainerLog', { container_id: id });
+      await waitFor(
+        'new lines in the reopened log',
+        async () => /stdout F line \d+/.test(await fs.readFile(log, 'utf8').catch(() => '')),
+        30_000,
+      );
+      await f.client.rs('StopContainer', { container_id: id, timeout: 0 });
+      await f.client.rs('RemoveContainer', { container_id: id });
+      const types = (): string[] =>
+        events.filter((e) => e.container_id === id).map((e) => e.container_event_type as string);
+      await waitFor('four events', () => types().length >= 4, 30_000);
+      assert.deepEqual(types(), [
+        'CONTAINER_CREATED_EVENT',
+        'CONTAINER_STARTED_EVENT',
+        'CONTAINER_STOPPED_EVENT',
+        'CONTAINER_DELETED_EVENT',
+      ]);
+      const started = events.find((e) => e.container_event_type === 'CONTAINER_STARTED_EVENT')!;
+      assert.equal(started.pod_sandbox_status.id, podId);
+      assert.equal(started.containers_statuses[0].state, 'CONTAINER_RUNNING');
+      assert.ok(BigInt(started.created_at) > 0n);
+      await f.client.rs('RemovePodSandbox', { pod_sandbox_id: podId });
+    } finally {
+      call.cancel();
+    }
+  });
+});
