@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fs, readdirSync, readFileSync, existsSync } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { alive, mountsContaining, nsInode, nspodOk, podCgroupDirs, waitFor } from '../helpers.js';
 import { codeOf, grpc, sandboxConfig, startCri } from './client.js';
@@ -44,6 +44,10 @@ describe('CRI: a pod sandbox with two containers, end to end', () => {
     assert.equal(cond('NetworkReady')?.status, false, 'no CNI plugin runs in this build');
     assert.equal(cond('NetworkReady')?.reason, 'NetworkPluginNotReady');
     assert.ok(JSON.parse(st.info.config as string).runRoot === f.sb.runRoot);
+    const sock = statSync(f.socket);
+    assert.ok(sock.isSocket());
+    assert.equal(sock.mode & 0o777, 0o660, 'the socket is rw for root and its group only');
+    assert.equal(sock.uid, 0);
   });
 
   it('runs, execs, logs, measures, stops and removes a pod, leaving nothing behind', { timeout: 90_000 }, async () => {
@@ -190,6 +194,11 @@ describe('CRI: a pod sandbox with two containers, end to end', () => {
     const mine = cli.find((p) => p.id === podId);
     assert.ok(mine, 'nspod pods lists the CRI pod');
     assert.deepEqual(mine.containers.map((x) => x.name).sort(), ['app', 'side']);
+    const view = JSON.parse(await nspodOk(f.sb, ['inspect', 'pod', podId, '-o', 'json'])) as {
+      namespaces: Array<{ type: string; inode: number; holders: string[] }>;
+    };
+    const net = view.namespaces.find((x) => x.type === 'net' && x.holders.includes('app'));
+    assert.equal(net?.inode, nsInode(pids.app!, 'net'), 'nspod inspect shows the CRI container in its netns');
 
     // stop: every process ends; twice is fine
     await c.rs('StopPodSandbox', { pod_sandbox_id: podId });
