@@ -5,16 +5,12 @@
  * (sandbox + one container each) created concurrently: pods per second and the daemon's RSS
  * before and after. No CRI peer (containerd, CRI-O) is installable here for a ratio.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadCri } from '../src/cri/index.js';
-
-const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = path.join(projectDir, 'dist', 'cli', 'main.js');
+import { RUNS, benchEnv, cli, fmt, stat } from './common.js';
 
 type Msg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -32,12 +28,10 @@ function rssKiB(pid: number): number {
 }
 
 export async function benchCri(runs: number, concurrentPods = 50): Promise<CriBench> {
-  const tag = `${process.pid}`;
-  const root = mkdtempSync(path.join(os.tmpdir(), 'nspod-bench-cri-'));
-  const runRoot = `/run/nspod-bench-cri-${tag}`;
-  const parent = `nspod-bench-cri-${tag}`;
-  const env = { ...process.env, NSPOD_ROOT: root, NSPOD_RUN_ROOT: runRoot, NSPOD_CGROUP_PARENT: parent };
-  const socket = path.join(runRoot, 'cri.sock');
+  // its own root, run root, cgroup parent and CNI network (bridge nspbench6, 10.214.6.0/24)
+  const b = benchEnv('cri', 6);
+  const env = b.env;
+  const socket = path.join(env.NSPOD_RUN_ROOT!, 'cri.sock');
   const server = spawn(process.execPath, [cli, 'cri', 'serve', '--socket', socket], { env, stdio: 'ignore' });
   const { RuntimeService, ImageService } = loadCri();
   const rs = new RuntimeService(`unix://${socket}`, grpc.credentials.createInsecure());
@@ -119,46 +113,30 @@ export async function benchCri(runs: number, concurrentPods = 50): Promise<CriBe
   } finally {
     rs.close();
     is.close();
-    // whatever is left (a failed run): removed by the CLI, then the daemon stops
-    const left = spawnSync('node', [cli, 'pods', '-o', 'json'], { env, encoding: 'utf8' });
-    try {
-      for (const p of JSON.parse(left.stdout) as Array<{ id: string }>)
-        spawnSync('node', [cli, 'rm', '-f', p.id], { env });
-    } catch {}
     server.kill('SIGTERM');
     await new Promise((r) => (server.exitCode !== null ? r(null) : server.once('exit', r)));
-    rmSync(root, { recursive: true, force: true });
-    rmSync(runRoot, { recursive: true, force: true });
-    for (const h of [
-      'memory',
-      'cpu',
-      'cpuacct',
-      'pids',
-      'cpuset',
-      'devices',
-      'freezer',
-      'blkio',
-      'systemd',
-      'unified',
-      '',
-    ]) {
-      const d = path.join('/sys/fs/cgroup', h, parent);
-      if (existsSync(d)) spawnSync('rmdir', [d]);
-    }
+    // whatever is left (a failed run), the bridge, dirs and cgroups
+    b.cleanup();
   }
   return out;
 }
 
-export function printCri(b: CriBench, fmt: (xs: number[]) => string): void {
-  console.log('\nCRI (gRPC over the unix socket to nspod cri serve):');
-  console.log(`  RunPodSandbox                   ${fmt(b.runPodSandbox)}`);
-  console.log(`  CreateContainer+StartContainer  ${fmt(b.createStart)}`);
-  console.log(`  ExecSync (true)                 ${fmt(b.execSync)}`);
-  console.log(`  StopPodSandbox+RemovePodSandbox ${fmt(b.stopRemove)}`);
+export function printCri(b: CriBench): void {
+  const f = (xs: number[]): string => fmt(stat(xs));
+  console.log('\nCRI (gRPC over the unix socket to nspod cri serve, pods on a CNI bridge):');
+  console.log(`  RunPodSandbox                   ${f(b.runPodSandbox)}`);
+  console.log(`  CreateContainer+StartContainer  ${f(b.createStart)}`);
+  console.log(`  ExecSync (true)                 ${f(b.execSync)}`);
+  console.log(`  StopPodSandbox+RemovePodSandbox ${f(b.stopRemove)}`);
   const c = b.concurrent;
   console.log(
     `  ${c.pods} pods at once (sandbox + container): ${c.seconds.toFixed(1)} s, ${(c.pods / c.seconds).toFixed(2)} pods/s; ` +
       `daemon RSS ${(c.rssBeforeKiB / 1024).toFixed(0)} MiB before, ${(c.rssAfterKiB / 1024).toFixed(0)} MiB after`,
   );
   console.log('  peer: no CRI runtime (containerd, CRI-O) nor crictl is installable from Debian here, so no ratio');
+}
+
+/** `npm run bench -- cri`; BENCH_CRI_PODS sets the concurrent batch (default 50). */
+export async function criSection(): Promise<void> {
+  printCri(await benchCri(RUNS, Number(process.env.BENCH_CRI_PODS ?? 50)));
 }

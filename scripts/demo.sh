@@ -16,6 +16,12 @@ echo "\$ nspod exec foo -c sidecar -- wget -qO- http://localhost:80/"
 for _ in $(seq 1 50); do
   if page=$(nspod exec foo -c sidecar -- wget -qO- http://localhost:80/ 2>/dev/null); then
     printf '%s\n' "$page"
+    ip=$(nspod pods -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const p=JSON.parse(s).find(x=>x.name==="foo");process.stdout.write(p&&p.ip?p.ip:"")})')
+    if [ -n "$ip" ]; then
+      echo
+      echo "\$ busybox wget -qO- http://$ip/    # from the host, over the pod network's bridge"
+      busybox wget -qO- "http://$ip/"
+    fi
     echo
     echo "The pod keeps running: try 'nspod pods', 'nspod logs foo -c app', 'nspod rm -f foo'."
     exit 0

@@ -13,6 +13,8 @@ import type { ErrorCode } from '../errors/index.js';
 import { projectDir } from '../config/index.js';
 import { registerPodCommands } from './pods.js';
 import { registerImageCommands } from './images.js';
+import { registerNetworkCommands } from './network.js';
+import { registerVolumeCommands } from './volumes.js';
 import { registerCriCommands } from './cri.js';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
@@ -62,6 +64,8 @@ export function buildProgram(): Command {
   };
   registerPodCommands(program, open);
   registerImageCommands(program, open);
+  registerNetworkCommands(program, open);
+  registerVolumeCommands(program, open);
   registerCriCommands(program, open);
   program
     .command('version')

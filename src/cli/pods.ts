@@ -1,7 +1,6 @@
 /** Pod commands: play, pods, ps, inspect, logs, exec, stop, rm. They print; the Runtime does. */
 import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
-import { parsePodYaml } from '../spec/index.js';
 import { inspectPod } from '../pod/index.js';
 import type { CgroupNode, PodInspect, Runtime } from '../pod/index.js';
 import type { CgroupLimits } from '../cgroups/index.js';
@@ -80,6 +79,39 @@ export function renderInspect(i: PodInspect, cgroupRoot: string): string {
       ),
     ),
   );
+  if (i.network) {
+    const n = i.network;
+    out.push('', `Network (inside the pod's network namespace, like ip addr / ip route):`);
+    out.push(`  IP:         ${n.ip ?? '-'}${n.networks.length ? `  (networks: ${n.networks.join(', ')})` : ''}`);
+    out.push(
+      indent(
+        table(
+          ['INTERFACE', 'STATE', 'MAC', 'ADDRESSES'],
+          n.interfaces.map((x) => [x.name, x.state ?? '-', x.mac ?? '-', x.addresses.join(' ') || '-']),
+        ),
+      ),
+    );
+    out.push(
+      indent(
+        table(
+          ['ROUTE', 'VIA', 'DEV'],
+          n.routes.map((r) => [r.dst, r.via ?? '-', r.dev ?? '-']),
+        ),
+      ),
+    );
+    if (n.ports.length) {
+      out.push(
+        indent(
+          table(
+            ['HOST', 'CONTAINER PORT', 'PROTOCOL'],
+            n.ports.map((m) => [`${m.hostIP ?? '0.0.0.0'}:${m.hostPort}`, m.containerPort, m.protocol]),
+          ),
+        ),
+      );
+    }
+  } else if (p.sandboxRunning) {
+    out.push('', `Network:    ${i.pod.ip ? i.pod.ip : "the host's (hostNetwork)"}`);
+  }
   out.push('', `Cgroups (${cgroupRoot}, like systemd-cgls):`);
   out.push(indent(cgroupTree(i.cgroups).join('\n')));
   return out.join('\n');
@@ -106,6 +138,8 @@ export function registerPodCommands(program: Command, open: Open): void {
           : await fs.readFile(file, 'utf8').catch((e: Error) => {
               throw notFound(`${file}: ${e.message.replace(/^.*?: /, '')}`);
             });
+      // Loaded here: the YAML parser is the biggest module nspod has, and only play needs it.
+      const { parsePodYaml } = await import('../spec/kube.js');
       const { pods, warnings } = parsePodYaml(text, { source: file });
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       const rt = await open();
@@ -133,7 +167,7 @@ export function registerPodCommands(program: Command, open: Open): void {
       if (fmt !== 'table') return console.log(render(fmt, pods));
       console.log(
         table(
-          ['NAME', 'NAMESPACE', 'ID', 'STATUS', 'READY', 'CONTAINERS', 'AGE'],
+          ['NAME', 'NAMESPACE', 'ID', 'STATUS', 'READY', 'CONTAINERS', 'IP', 'AGE'],
           pods.map((p) => [
             p.name,
             p.namespace,
@@ -141,6 +175,7 @@ export function registerPodCommands(program: Command, open: Open): void {
             p.state,
             `${p.containers.filter((c) => c.state === 'running').length}/${p.containers.length}`,
             p.containers.map((c) => c.name).join(','),
+            p.ip ?? (p.network === undefined && p.state === 'Running' ? 'host' : '-'),
             age(p.createdAt),
           ]),
         ),

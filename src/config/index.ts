@@ -5,6 +5,9 @@
  *   NSPOD_RUN_ROOT (default /run/nspod)     volatile: pinned namespaces, runtime state, locks
  *   NSPOD_RUNTIME (default: detected)       runc or crun, by name or path
  *   NSPOD_CGROUP_PARENT (default nspod)     the cgroup under which every pod's cgroup is made
+ *   NSPOD_CNI_CONFIG_DIR (default /etc/nspod/cni/net.d)   nspod's CNI network configs
+ *   NSPOD_CNI_PLUGIN_DIRS (default /usr/lib/cni:/opt/cni/bin)  where CNI plugin binaries are
+ *   NSPOD_NETWORK (default: the first config)  the network of pods that name none
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -22,6 +25,9 @@ export interface Config extends Paths {
   /** path of the pause binary */
   pause: string;
   cgroupParent: string;
+  cniConfigDir: string;
+  cniPluginDirs: string[];
+  defaultNetwork?: string;
 }
 
 export interface ConfigOptions {
@@ -47,5 +53,8 @@ export function loadConfig(opts: ConfigOptions = {}, env: NodeJS.ProcessEnv = pr
     conmon: env.NSPOD_CONMON ?? 'conmon',
     pause: env.NSPOD_PAUSE ?? path.join(projectDir, 'native', 'pause'),
     cgroupParent: opts.cgroupParent ?? env.NSPOD_CGROUP_PARENT ?? 'nspod',
+    cniConfigDir: path.resolve(env.NSPOD_CNI_CONFIG_DIR ?? '/etc/nspod/cni/net.d'),
+    cniPluginDirs: (env.NSPOD_CNI_PLUGIN_DIRS ?? '/usr/lib/cni:/opt/cni/bin').split(':').filter(Boolean),
+    ...(env.NSPOD_NETWORK ? { defaultNetwork: env.NSPOD_NETWORK } : {}),
   };
 }

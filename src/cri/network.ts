@@ -1,14 +1,16 @@
 /**
- * The network facts the CRI server reports: the NetworkReady condition and a pod's IPs. Kept in
- * one place so the CNI networking can rewire them.
+ * The network facts the CRI server reports: the NetworkReady condition and a pod's IPs, in one
+ * place.
  *
- * In this build a pod gets a private network namespace with loopback only and nspod runs no CNI
- * plugin, so NetworkReady is false (NetworkPluginNotReady), whatever CNI configurations other
- * tools installed on the host. A pod's IPs are read from inside its pinned network namespace
- * (global-scope addresses), so whatever gives the pod an address is reported truthfully.
+ * NetworkReady is true when nspod's CNI networks (the Runtime API's `network`) exist and every
+ * plugin they name answers (no problems found by `network.inspect`). A pod's IPs are read from
+ * inside its pinned network namespace (global-scope addresses), so whatever gave the pod its
+ * address is reported truthfully.
  */
 import type { Host } from '../host/index.js';
+import type { Runtime } from '../pod/index.js';
 import type { PodRecord } from '../state/index.js';
+import { messageOf } from '../errors/index.js';
 
 export interface RuntimeCondition {
   type: string;
@@ -17,13 +19,23 @@ export interface RuntimeCondition {
   message: string;
 }
 
-export function networkCondition(): Promise<RuntimeCondition> {
-  return Promise.resolve({
+export async function networkCondition(rt: Runtime): Promise<RuntimeCondition> {
+  const notReady = (message: string): RuntimeCondition => ({
     type: 'NetworkReady',
     status: false,
     reason: 'NetworkPluginNotReady',
-    message: 'nspod runs no CNI plugin in this build: pods get a private network namespace with loopback only',
+    message,
   });
+  try {
+    const nets = await rt.network.list();
+    if (nets.length === 0) return notReady(`no CNI network in ${rt.config.cniConfigDir}`);
+    const problems: string[] = [];
+    for (const n of nets) for (const p of (await rt.network.inspect(n.name)).problems) problems.push(`${n.name}: ${p}`);
+    if (problems.length > 0) return notReady(problems.join('; '));
+    return { type: 'NetworkReady', status: true, reason: '', message: nets.map((n) => n.name).join(', ') };
+  } catch (e) {
+    return notReady(`cannot load the CNI networks: ${messageOf(e)}`);
+  }
 }
 
 /** The pod's global-scope IPv4 then IPv6 addresses, read inside its network namespace. */

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Runtime } from '../pod/index.js';
 import type { ContainerRecord, PodRecord } from '../state/index.js';
-import { containerSpecFromCri, podSpecFromCri, rawResourcesFromCri, resolvConfText } from '../spec/index.js';
+import { containerSpecFromCri, podSpecFromCri, rawResourcesFromCri } from '../spec/index.js';
 import type { CriContainerConfig, CriLinuxContainerResources, CriPodSandboxConfig } from '../spec/index.js';
 import { invalidArgument, isNspodError, failedPrecondition, notFound } from '../errors/index.js';
 import { GrpcError, serverStream, unary, unimplemented } from './status.js';
@@ -207,7 +207,7 @@ export function makeRuntimeService(d: RuntimeServiceDeps): grpc.UntypedServiceIm
     })),
 
     Status: unary('Status', async (req: { verbose?: boolean }) => {
-      const conditions = [await runtimeCondition(rt), await networkCondition()];
+      const conditions = [await runtimeCondition(rt), await networkCondition(rt)];
       const info: Record<string, string> = {};
       if (req.verbose) {
         info.config = JSON.stringify({
@@ -236,15 +236,6 @@ export function makeRuntimeService(d: RuntimeServiceDeps): grpc.UntypedServiceIm
       const spec = podSpecFromCri(req.config);
       if (handler !== '') spec.runtimeHandler = handler;
       const st = await rt.createPodSandbox(spec);
-      if (spec.dns && spec.namespaces.network !== 'node') {
-        try {
-          const pod = await findPodById(rt, st.id);
-          await fs.writeFile(pod.sandbox.files.resolvConf, resolvConfText(spec.dns), { mode: 0o644 });
-        } catch (e) {
-          await rt.removePod(st.id, { force: true }).catch(() => undefined);
-          throw e;
-        }
-      }
       return { pod_sandbox_id: st.id };
     }),
 

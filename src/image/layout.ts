@@ -1,12 +1,12 @@
 /**
  * The index half of the image layout: `oci-layout` and `index.json` (one descriptor per name),
- * rewritten atomically under one lock shared by processes (proper-lockfile) and calls in this
- * process (a promise queue).
+ * rewritten atomically under one lock shared by processes and calls in this process
+ * (state/lock.ts: in-process queue, then a kernel-released lock between processes).
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
-import { hasErrno, internal, messageOf, unavailable } from '../errors/index.js';
+import { withLockKey } from '../state/lock.js';
+import { hasErrno, internal, messageOf } from '../errors/index.js';
 import { writeFileAtomic } from './blobs.js';
 import { MediaType, REF_NAME } from './types.js';
 import type { Descriptor, ImageIndex } from './types.js';
@@ -25,7 +25,6 @@ const emptyIndex = (): ImageIndex => ({ schemaVersion: 2, mediaType: MediaType.o
 
 export function openLayout(dir: string): Layout {
   const indexFile = path.join(dir, 'index.json');
-  let queue: Promise<unknown> = Promise.resolve();
   let ready: Promise<void> | undefined;
 
   async function doInit(): Promise<void> {
@@ -66,31 +65,10 @@ export function openLayout(dir: string): Layout {
     await writeFileAtomic(indexFile, `${JSON.stringify(index, null, 2)}\n`);
   }
 
-  async function locked<T>(fn: () => Promise<T>): Promise<T> {
+  /** Serialised within this process (in order) and between processes (a kernel-released lock). */
+  async function withLock<T>(fn: () => Promise<T>): Promise<T> {
     await init();
-    let release: () => Promise<void>;
-    try {
-      release = await lockfile.lock(dir, {
-        lockfilePath: path.join(dir, 'index.lock'),
-        stale: 30_000,
-        // a lock found stale by another process: our write is still atomic, so carry on
-        onCompromised: () => undefined,
-        retries: { retries: 300, factor: 1.2, minTimeout: 20, maxTimeout: 500 },
-      });
-    } catch (e) {
-      throw unavailable(`image store ${dir} is locked by another process: ${messageOf(e)}`, e);
-    }
-    try {
-      return await fn();
-    } finally {
-      await release().catch(() => undefined);
-    }
-  }
-
-  function withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const run = queue.then(() => locked(fn));
-    queue = run.catch(() => undefined);
-    return run;
+    return withLockKey(`images:${path.resolve(dir)}`, fn);
   }
 
   return { dir, init, readIndex, writeIndex, withLock };

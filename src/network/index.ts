@@ -17,6 +17,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Host } from '../host/index.js';
+import type { DnsSpec, HostAlias } from '../spec/types.js';
+import { resolvConfFor } from '../spec/kube-network.js';
 import { hasErrno } from '../errors/index.js';
 
 export type PinnedType = 'net' | 'ipc' | 'uts';
@@ -102,20 +104,7 @@ export interface PodFiles {
   hostname: string;
 }
 
-/** Nameserver lines a pod can use: loopback resolvers of the host are unreachable from a pod netns. */
-export function podResolvConf(hostResolv: string, hostNetwork: boolean): string {
-  const lines = hostResolv.split('\n').filter((l) => {
-    const m = /^\s*nameserver\s+(\S+)/.exec(l);
-    return !m || hostNetwork || !(m[1]!.startsWith('127.') || m[1] === '::1');
-  });
-  return lines.join('\n').trimEnd() + '\n';
-}
-
-export function podHosts(opts: {
-  hostname: string;
-  ip?: string;
-  extra?: Array<{ ip: string; names: string[] }>;
-}): string {
+export function podHosts(opts: { hostname: string; ip?: string; hostAliases?: HostAlias[] }): string {
   const lines = [
     '# Kubernetes-style hosts file written by nspod',
     '127.0.0.1\tlocalhost',
@@ -126,7 +115,10 @@ export function podHosts(opts: {
     'ff02::2\tip6-allrouters',
     `${opts.ip ?? '127.0.1.1'}\t${opts.hostname}`,
   ];
-  for (const e of opts.extra ?? []) lines.push(`${e.ip}\t${e.names.join(' ')}`);
+  if (opts.hostAliases?.length) {
+    lines.push('', '# Entries added by HostAliases.');
+    for (const e of opts.hostAliases) lines.push(`${e.ip}\t${e.hostnames.join('\t')}`);
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -135,6 +127,8 @@ export async function writePodFiles(opts: {
   hostname: string;
   hostNetwork: boolean;
   ip?: string;
+  hostAliases?: HostAlias[];
+  dns?: DnsSpec;
 }): Promise<PodFiles> {
   await fs.mkdir(opts.dir, { recursive: true });
   const files: PodFiles = {
@@ -148,11 +142,19 @@ export async function writePodFiles(opts: {
   } catch (e) {
     if (!hasErrno(e, 'ENOENT')) throw e;
   }
-  const hostsText = opts.hostNetwork
+  let hostsText = opts.hostNetwork
     ? await fs.readFile('/etc/hosts', 'utf8').catch(() => podHosts({ hostname: opts.hostname }))
-    : podHosts({ hostname: opts.hostname, ...(opts.ip ? { ip: opts.ip } : {}) });
+    : podHosts({
+        hostname: opts.hostname,
+        ...(opts.ip ? { ip: opts.ip } : {}),
+        ...(opts.hostAliases ? { hostAliases: opts.hostAliases } : {}),
+      });
+  if (opts.hostNetwork && opts.hostAliases?.length) {
+    hostsText = hostsText.trimEnd() + '\n\n# Entries added by HostAliases.\n';
+    for (const e of opts.hostAliases) hostsText += `${e.ip}\t${e.hostnames.join('\t')}\n`;
+  }
   await fs.writeFile(files.hosts, hostsText, { mode: 0o644 });
-  await fs.writeFile(files.resolvConf, podResolvConf(hostResolv, opts.hostNetwork), { mode: 0o644 });
+  await fs.writeFile(files.resolvConf, resolvConfFor(opts.dns, hostResolv, opts.hostNetwork), { mode: 0o644 });
   await fs.writeFile(files.hostname, opts.hostname + '\n', { mode: 0o644 });
   return files;
 }

@@ -68,6 +68,10 @@ export interface BuildConfigInput {
   resources?: OciLinuxResources;
   /** host files bind-mounted into the container */
   mounts: { hosts?: string; resolvConf?: string; hostname?: string; shm?: string };
+  /** more mounts after the standard ones (the pod's volumes), in order */
+  extraMounts?: OciMount[];
+  /** linux.rootfsPropagation (rslave / rshared when a volume mount asks for propagation) */
+  rootfsPropagation?: string;
   /** the user resolved in the rootfs (resolveUser); runAsUser/runAsGroup still override it */
   user: ResolvedUser;
   /** the host's hard limits (and this process's oom_score_adj): the container asks for no more */
@@ -226,7 +230,7 @@ export function buildConfig(input: BuildConfigInput): BuildResult {
     ociVersion: OCI_VERSION,
     process: proc,
     root: { path: input.rootfs, readonly: sc.readOnlyRootFilesystem },
-    mounts: baseMounts(input.mounts, privileged),
+    mounts: [...baseMounts(input.mounts, privileged), ...(input.extraMounts ?? [])],
     linux: {
       namespaces: input.namespaces.map((n) =>
         n.path !== undefined ? { type: n.type, path: n.path } : { type: n.type },
@@ -234,6 +238,7 @@ export function buildConfig(input: BuildConfigInput): BuildResult {
       cgroupsPath: input.cgroupsPath,
       resources,
       ...(privileged ? {} : { maskedPaths: [...MASKED_PATHS], readonlyPaths: [...READONLY_PATHS] }),
+      ...(input.rootfsPropagation ? { rootfsPropagation: input.rootfsPropagation } : {}),
     },
   };
   if (ownUts && input.hostname !== undefined) spec.hostname = input.hostname;

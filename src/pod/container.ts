@@ -21,6 +21,7 @@ import { createRootfs, removeRootfs } from '../storage/index.js';
 import { newId } from '../state/index.js';
 import { hostLimits } from './host-limits.js';
 import { driverFor, stopGracefully } from './driver.js';
+import { prepareContainer } from './volumes.js';
 
 export interface ContainerParams {
   pod: PodRecord;
@@ -70,10 +71,14 @@ export async function createContainer(ctx: Context, p: ContainerParams, rb: Roll
   const preparedExtras = await prepareExtras(spec.extras);
   const cgroupsPath = containerCgroupPath(ctx.config.cgroupParent, pod.id, spec.name);
   const limits = limitsFromResources(spec.resources);
+  // env resolved from ConfigMaps/Secrets/fields, $(VAR) expanded, volumeMounts → mounts
+  const prepared = await prepareContainer(ctx, pod, spec, p.warn, rb);
   const built = buildConfig({
     containerName: spec.name,
     image: imageConfig,
-    container: spec,
+    container: prepared.spec,
+    extraMounts: prepared.mounts,
+    ...(prepared.rootfsPropagation ? { rootfsPropagation: prepared.rootfsPropagation } : {}),
     rootfs: rootfs.rootfs,
     hostname: pod.spec.hostname,
     namespaces: namespacesFor(pod, spec, ctx.cgroupLayout.version === 2, targetPid),
@@ -93,7 +98,8 @@ export async function createContainer(ctx: Context, p: ContainerParams, rb: Roll
   });
   for (const w of built.warnings) p.warn(`container "${spec.name}": ${w}`);
   const bundle = rootfs.dir;
-  await fs.writeFile(path.join(bundle, 'config.json'), JSON.stringify(built.spec, null, 2));
+  // 0600: the env may hold secrets
+  await fs.writeFile(path.join(bundle, 'config.json'), JSON.stringify(built.spec, null, 2), { mode: 0o600 });
 
   const rec: ContainerRecord = {
     id,

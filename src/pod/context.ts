@@ -8,6 +8,7 @@ import type { StateStore } from '../state/index.js';
 import type { ImageStore } from '../image/index.js';
 import type { Cgroups, CgroupLayout } from '../cgroups/index.js';
 import type { RuntimeInfo } from '../oci/index.js';
+import type { PodNetworks } from '../network/cni/index.js';
 
 export interface Context {
   config: Config;
@@ -16,6 +17,8 @@ export interface Context {
   images: ImageStore;
   cgroupLayout: CgroupLayout;
   cgroups: Cgroups;
+  /** CNI networks of pods */
+  networks: PodNetworks;
   /** detected lazily: only operations that run containers need it */
   runtime(): Promise<RuntimeInfo>;
   /** the OCI runtime's --root */

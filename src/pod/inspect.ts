@@ -8,6 +8,9 @@ import type { Runtime } from './runtime.js';
 import type { PodStatus } from './status.js';
 import type { CgroupLimits } from '../cgroups/index.js';
 import { PAUSE_NAME } from './sandbox.js';
+import { isMountPoint } from '../network/index.js';
+import type { PortMapping } from '../network/cni/index.js';
+import type { Host } from '../host/index.js';
 
 export const NAMESPACE_TYPES = ['mnt', 'pid', 'net', 'ipc', 'uts', 'cgroup', 'user'] as const;
 export type NamespaceType = (typeof NAMESPACE_TYPES)[number];
@@ -29,11 +32,61 @@ export interface CgroupNode {
   children: CgroupNode[];
 }
 
+/** The pod's network as its network namespace has it (`ip addr` / `ip route` inside it). */
+export interface NetworkInspect {
+  ip?: string;
+  networks: string[];
+  interfaces: Array<{ name: string; mac?: string; state?: string; addresses: string[] }>;
+  routes: Array<{ dst: string; via?: string; dev?: string }>;
+  ports: PortMapping[];
+}
+
 export interface PodInspect {
   pod: PodStatus;
   hostname: string;
   namespaces: NamespaceRow[];
   cgroups: CgroupNode;
+  /** absent for hostNetwork pods and stopped pods */
+  network?: NetworkInspect;
+}
+
+interface IpAddr {
+  ifname: string;
+  address?: string;
+  operstate?: string;
+  addr_info?: Array<{ local: string; prefixlen: number; family: string }>;
+}
+interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+}
+
+async function networkInspect(host: Host, netns: string, pod: PodStatus): Promise<NetworkInspect | undefined> {
+  if (!(await isMountPoint(netns))) return undefined;
+  const run = async (args: string[]) =>
+    JSON.parse((await host.run('nsenter', [`--net=${netns}`, 'ip', '-j', ...args])).stdout || '[]') as unknown;
+  const addrs = (await run(['addr', 'show'])) as IpAddr[];
+  const routes = [
+    ...((await run(['-4', 'route', 'show'])) as IpRoute[]),
+    ...((await run(['-6', 'route', 'show'])) as IpRoute[]),
+  ];
+  return {
+    ...(pod.ip ? { ip: pod.ip } : {}),
+    networks: pod.network?.attachments.map((a) => a.network) ?? [],
+    interfaces: addrs.map((a) => ({
+      name: a.ifname,
+      ...(a.address ? { mac: a.address } : {}),
+      ...(a.operstate ? { state: a.operstate } : {}),
+      addresses: (a.addr_info ?? []).map((x) => `${x.local}/${x.prefixlen}`),
+    })),
+    routes: routes.map((r) => ({
+      dst: r.dst,
+      ...(r.gateway ? { via: r.gateway } : {}),
+      ...(r.dev ? { dev: r.dev } : {}),
+    })),
+    ports: pod.network?.portMappings ?? [],
+  };
 }
 
 export async function nsInode(pid: number | 'self', type: NamespaceType): Promise<number | undefined> {
@@ -80,5 +133,7 @@ export async function inspectPod(rt: Runtime, ref: string, namespace?: string): 
   try {
     hostname = (await fs.readFile(record.sandbox.files.hostname, 'utf8')).trim();
   } catch {}
-  return { pod, hostname, namespaces, cgroups: root };
+  const netns = record.sandbox.namespaces.net;
+  const network = netns && !record.stoppedAt ? await networkInspect(rt.ctx.host, netns, pod) : undefined;
+  return { pod, hostname, namespaces, cgroups: root, ...(network ? { network } : {}) };
 }

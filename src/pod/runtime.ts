@@ -24,11 +24,16 @@ import type { ContainerSpec, PodSpec } from '../spec/types.js';
 import { alreadyExists, failedPrecondition, invalidArgument, isNspodError, notFound } from '../errors/index.js';
 import type { Context } from './context.js';
 import { Rollback } from './rollback.js';
-import { createSandbox, plannedSandbox, removeSandbox, stopSandbox } from './sandbox.js';
+import { createSandbox, plannedSandbox, podIp, removeSandbox, stopSandbox } from './sandbox.js';
 import { createContainer, removeContainer, startContainer, stopContainer } from './container.js';
 import { containerStatus, podState, processIs } from './status.js';
 import type { ContainerStatus, PodStatus } from './status.js';
 import { driverFor } from './driver.js';
+import { makeNetworkApi } from './network-api.js';
+import { withLockKey } from '../state/lock.js';
+import { PodNetworks, checkHostPorts, portMappingsOf } from '../network/cni/index.js';
+import { checkPodVolumes, setupVolumes } from './volumes.js';
+import { volumeApi } from './volume-api.js';
 import { execSync } from './exec-sync.js';
 import type { ExecSyncOptions, ExecSyncResult } from './exec-sync.js';
 import { updateResources } from './update.js';
@@ -80,6 +85,12 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
   const cgroups = openCgroups({ layout: cgroupLayout, parent: config.cgroupParent });
   let rt: Promise<RuntimeInfo> | undefined;
   const runtimeRoot = path.join(config.runRoot, 'runtime');
+  const networks = new PodNetworks({
+    configDir: config.cniConfigDir,
+    pluginDirs: config.cniPluginDirs,
+    cacheDir: path.join(config.root, 'cni'),
+    ...(config.defaultNetwork ? { defaultNetwork: config.defaultNetwork } : {}),
+  });
   const ctx: Context = {
     config,
     host,
@@ -87,14 +98,19 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     images,
     cgroupLayout,
     cgroups,
+    networks,
     runtimeRoot,
+    // One probe at a time per run root: nspod processes started together wait for the first one's
+    // verdict (cached in runtime.json) instead of all probing. The probe's cgroup is a leaf at the
+    // hierarchy root, so it never races with pod cgroups under the shared parent.
     runtime: () =>
-      (rt ??= detectRuntime(host, {
-        ...(config.runtime ? { preferred: config.runtime } : {}),
-        probeDir: path.join(config.runRoot, 'probe'),
-        cacheFile: path.join(config.runRoot, 'runtime.json'),
-        cgroupParent: config.cgroupParent,
-      })),
+      (rt ??= withLockKey(`detect:${config.runRoot}`, () =>
+        detectRuntime(host, {
+          ...(config.runtime ? { preferred: config.runtime } : {}),
+          probeDir: path.join(config.runRoot, 'probe'),
+          cacheFile: path.join(config.runRoot, 'runtime.json'),
+        }),
+      )),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   };
 
@@ -129,6 +145,8 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       createdAt: pod.createdAt,
       ...(pod.sandbox.pid ? { sandboxPid: pod.sandbox.pid } : {}),
       sandboxRunning: await processIs(pod.sandbox.conmonPid, 'conmon'),
+      ...(!pod.stoppedAt && podIp(pod.sandbox) ? { ip: podIp(pod.sandbox)! } : {}),
+      ...(!pod.stoppedAt && pod.sandbox.network ? { network: pod.sandbox.network } : {}),
       cgroupPath: pod.sandbox.podCgroupPath,
       containers,
       labels: pod.spec.labels,
@@ -189,7 +207,20 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     return { image, layerDirs: await images.layerDirs(image) };
   }
 
+  /** Host ports the pod asks for must be free: not published by a running pod nor bound on the host. */
+  async function checkPorts(spec: PodSpec): Promise<void> {
+    const mine = portMappingsOf(spec.containers);
+    if (mine.length === 0 || spec.namespaces.network === 'node') return;
+    // From the specs of pods not stopped: a pod being created holds its ports from its first record.
+    const others = (await state.pods())
+      .filter((p) => !p.stoppedAt && p.spec.namespaces.network === 'pod')
+      .map((p) => ({ pod: p.name, mappings: portMappingsOf(p.spec.containers) }))
+      .filter((o) => o.mappings.length > 0);
+    await checkHostPorts(mine, others);
+  }
+
   async function createSandboxLocked(spec: PodSpec, rb: Rollback): Promise<PodRecord> {
+    await checkPorts(spec);
     const id = newId();
     const pod: PodRecord = {
       id,
@@ -214,6 +245,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     rb.push(`forget pod "${spec.name}"`, () => state.deletePod(id));
     pod.sandbox = await createSandbox(ctx, params, rb);
     await state.savePod(pod);
+    await setupVolumes(ctx, pod, rb);
     return pod;
   }
 
@@ -240,10 +272,13 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
   }
 
   const api = {
+    ...volumeApi(ctx),
     config,
     images,
     cgroupLayout,
     cgroups,
+    /** CNI networks: list, inspect, create, remove, check a pod, prune stale attachments. */
+    network: makeNetworkApi(ctx),
     /** The detected OCI runtime (runc or crun). */
     runtime: () => ctx.runtime(),
 
@@ -264,6 +299,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       const resolved = await Promise.all(
         spec.containers.map((c, i) => prepareImage(c.image, `spec.containers[${i}].image`)),
       );
+      await checkPodVolumes(ctx, spec);
       lap('images');
       await ctx.runtime();
       return state.withLock(async () => {

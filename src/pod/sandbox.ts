@@ -2,7 +2,8 @@
  * The pod sandbox: the pod's cgroup, its pinned net/ipc/uts namespaces, its /dev/shm, its name
  * files, and the pause container that is PID 1 of the sandbox's pid namespace.
  *
- *   createSandbox: cgroup ▶ pin namespaces ▶ shm ▶ name files ▶ pause (conmon + start)
+ *   createSandbox: cgroup ▶ pin namespaces ▶ CNI ADD (in parallel with shm and pause) ▶ name files
+ *   stopSandbox:   pause stopped ▶ CNI DEL (Kubernetes tears the network down on StopPodSandbox)
  *   removeSandbox: the same in reverse; every step is idempotent, so it also cleans up after a
  *                  crash half-way through create.
  */
@@ -13,12 +14,15 @@ import type { Rollback } from './rollback.js';
 import type { PodRecord, SandboxRecord } from '../state/index.js';
 import type { ContainerSpec, PodSpec } from '../spec/types.js';
 import { containerCgroupPath, limitsFromResources, podCgroupPath, sumLimits } from '../cgroups/index.js';
-import { pinNamespaces, unpinNamespaces, mountShm, unmountShm, writePodFiles } from '../network/index.js';
+import { isMountPoint, pinNamespaces, unpinNamespaces, mountShm, unmountShm, writePodFiles } from '../network/index.js';
+import { bandwidthOf, podNetworkNames, portMappingsOf } from '../network/cni/index.js';
+import type { PodNetworkStatus } from '../network/cni/index.js';
 import type { PinnedType } from '../network/index.js';
 import { buildConfig } from '../oci/index.js';
 import { startConmon } from '../monitor/index.js';
 import { hostLimits } from './host-limits.js';
 import { driverFor, stopGracefully } from './driver.js';
+import { teardownVolumes } from './volumes.js';
 
 export const PAUSE_NAME = '_pause';
 
@@ -112,19 +116,31 @@ export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback
   const pinned = await pinNamespaces(ctx.host, { dir: nsDir, types: pinnedTypes(spec), hostname: spec.hostname });
   rb.push(`unpin namespaces in ${nsDir}`, () => unpinNamespaces(ctx.host, pinned));
 
+  // CNI ADD runs while shm and pause are made: it only needs the pinned netns.
+  let netP: Promise<PodNetworkStatus> | undefined;
+  if (pinned.net) {
+    const netns = pinned.net;
+    netP = (async () =>
+      ctx.networks.attach({
+        sandboxId: id,
+        podName: spec.name,
+        namespace: spec.namespace,
+        netns,
+        networks: await podNetworkNames(ctx.networks.settings, spec),
+        portMappings: portMappingsOf(spec.containers),
+        ...(bandwidthOf(spec.annotations) ? { bandwidth: bandwidthOf(spec.annotations)! } : {}),
+      }))();
+    netP.catch(() => undefined); // awaited below; a failure while pause starts is handled by the rollback
+    rb.push(`detach pod networks of ${id}`, async () => {
+      await netP?.catch(() => undefined);
+      await ctx.networks.detach(id, netns);
+    });
+  }
+
   if (sandbox.shm) {
     const shm = await mountShm(ctx.host, sandbox.shm);
     rb.push(`unmount ${shm}`, () => unmountShm(ctx.host, shm));
   }
-
-  await writePodFiles({
-    dir: p.podDir,
-    hostname:
-      spec.namespaces.network === 'node'
-        ? (await fs.readFile('/proc/sys/kernel/hostname', 'utf8')).trim()
-        : spec.hostname,
-    hostNetwork: spec.namespaces.network === 'node',
-  });
 
   const rootfs = await pauseRootfs(ctx);
   const namespaces: Array<{ type: 'pid' | 'network' | 'ipc' | 'uts' | 'mount'; path?: string }> = [{ type: 'mount' }];
@@ -164,10 +180,38 @@ export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback
   await driver.start(id);
   sandbox.pid = started.pid;
   sandbox.conmonPid = started.conmonPid;
+
+  if (netP) {
+    ctx.onProgress?.('network', 'attaching');
+    sandbox.network = await netP;
+  }
+  await writePodFiles({
+    dir: p.podDir,
+    hostname:
+      spec.namespaces.network === 'node'
+        ? (await fs.readFile('/proc/sys/kernel/hostname', 'utf8')).trim()
+        : spec.hostname,
+    hostNetwork: spec.namespaces.network === 'node',
+    ...(podIp(sandbox) ? { ip: podIp(sandbox)! } : {}),
+    ...(spec.hostAliases ? { hostAliases: spec.hostAliases } : {}),
+    ...(spec.dns ? { dns: spec.dns } : {}),
+  });
   return sandbox;
 }
 
-/** Stops the pause container: SIGTERM, then SIGKILL after `timeoutMs`. */
+/** The pod's IP: the first address of its first network. */
+export function podIp(sandbox: SandboxRecord): string | undefined {
+  return sandbox.network?.attachments.find((a) => a.ip)?.ip;
+}
+
+/** Detaches the pod's networks (idempotent); the netns may already be gone. */
+export async function detachNetworks(ctx: Context, sandbox: SandboxRecord): Promise<void> {
+  const ns = sandbox.namespaces.net;
+  if (!ns) return;
+  await ctx.networks.detach(sandbox.id, (await isMountPoint(ns)) ? ns : '');
+}
+
+/** Stops the pause container (SIGTERM, then SIGKILL after `timeoutMs`) and detaches its networks. */
 export async function stopSandbox(ctx: Context, pod: PodRecord, timeoutMs: number): Promise<void> {
   await stopGracefully(ctx, {
     id: pod.sandbox.id,
@@ -176,13 +220,16 @@ export async function stopSandbox(ctx: Context, pod: PodRecord, timeoutMs: numbe
     signal: 'SIGTERM',
     timeoutMs,
   });
+  await detachNetworks(ctx, pod.sandbox);
 }
 
 /** Removes every part of the sandbox that exists. Idempotent. */
 export async function removeSandbox(ctx: Context, pod: PodRecord): Promise<void> {
   await (await driverFor(ctx)).delete(pod.sandbox.id, { force: true });
+  await detachNetworks(ctx, pod.sandbox);
   await unpinNamespaces(ctx.host, pod.sandbox.namespaces);
   if (pod.sandbox.shm) await unmountShm(ctx.host, pod.sandbox.shm);
+  await teardownVolumes(ctx.host, pod);
   await ctx.cgroups.removePod(pod.sandbox.podCgroupPath);
   await fs.rm(pod.runDir, { recursive: true, force: true });
 }

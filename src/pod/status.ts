@@ -12,7 +12,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { readExitCode } from '../monitor/index.js';
-import type { ContainerRecord, PodRecord } from '../state/index.js';
+import type { ContainerRecord, PodRecord, SandboxRecord } from '../state/index.js';
 
 export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';
 
@@ -44,6 +44,10 @@ export interface PodStatus {
   createdAt: string;
   sandboxPid?: number;
   sandboxRunning: boolean;
+  /** the pod's IP on its first network (absent with hostNetwork or when stopped) */
+  ip?: string;
+  /** CNI attachments and port mappings */
+  network?: SandboxRecord['network'];
   cgroupPath: string;
   containers: ContainerStatus[];
   labels: Record<string, string>;

@@ -85,22 +85,18 @@ export function podSpecFromCri(c: CriPodSandboxConfig | null | undefined): PodSp
   if (Object.keys(sysctls).length > 0) spec.sysctls = { ...sysctls };
   const dns = c.dns_config;
   if (dns && ((dns.servers?.length ?? 0) > 0 || (dns.searches?.length ?? 0) > 0 || (dns.options?.length ?? 0) > 0)) {
+    // kubelet has already resolved the pod's dnsPolicy into this config: use it as it is
     spec.dns = {
-      servers: [...(dns.servers ?? [])],
+      policy: 'None',
+      nameservers: [...(dns.servers ?? [])],
       searches: [...(dns.searches ?? [])],
-      options: [...(dns.options ?? [])],
+      options: (dns.options ?? []).map((o) => {
+        const i = o.indexOf(':');
+        return i < 0 ? { name: o } : { name: o.slice(0, i), value: o.slice(i + 1) };
+      }),
     };
   }
   return spec;
-}
-
-/** The resolv.conf a CRI DNSConfig asks for. */
-export function resolvConfText(dns: NonNullable<PodSpec['dns']>): string {
-  const lines: string[] = [];
-  if (dns.searches.length > 0) lines.push(`search ${dns.searches.join(' ')}`);
-  for (const s of dns.servers) lines.push(`nameserver ${s}`);
-  if (dns.options.length > 0) lines.push(`options ${dns.options.join(' ')}`);
-  return lines.join('\n') + '\n';
 }
 
 /** LinuxContainerResources → raw resources (0 = not specified) and oom_score_adj. */

@@ -20,6 +20,7 @@ import {
 } from './fields.js';
 import { cpuMilli, memoryBytes } from './quantity.js';
 import { checkDnsLabel, fail, normalizeCapability } from './validate.js';
+import { readEnvFrom, readEnvSource, readVolumeMounts } from './kube-volumes.js';
 
 const CONTAINER_FIELDS = [
   'name',
@@ -33,6 +34,8 @@ const CONTAINER_FIELDS = [
   'securityContext',
   'tty',
   'stdin',
+  'volumeMounts',
+  'envFrom',
 ] as const;
 const SECURITY_FIELDS = [
   'runAsUser',
@@ -54,9 +57,10 @@ function readEnv(r: Reader, list: unknown[], path: string): EnvVar[] {
     if (name.includes('=') || name.includes('\0'))
       fail(`${p}.name`, `${JSON.stringify(name)} is not a valid variable name`);
     const value = optString(m, 'value', p);
-    if (m['valueFrom'] !== undefined && m['valueFrom'] !== null) {
-      if (value !== undefined) fail(`${p}.valueFrom`, 'may not be set together with value');
-      r.warnings.push(`${p}.valueFrom: not supported yet, variable ${JSON.stringify(name)} skipped`);
+    const from = optMap(m, 'valueFrom', p);
+    if (from !== undefined) {
+      if (value !== undefined && value !== '') fail(`${p}.valueFrom`, 'may not be set together with value');
+      env.push({ name, value: '', valueFrom: readEnvSource(r, from, `${p}.valueFrom`) });
       return;
     }
     env.push({ name, value: value ?? '' });
@@ -199,5 +203,9 @@ export function readContainer(r: Reader, item: unknown, path: string): Container
   c.securityContext = readSecurity(r, optMap(m, 'securityContext', path), `${path}.securityContext`);
   c.tty = optBool(m, 'tty', path) ?? false;
   c.stdin = optBool(m, 'stdin', path) ?? false;
+  const mounts = optList(m, 'volumeMounts', path);
+  if (mounts !== undefined) c.volumeMounts = readVolumeMounts(r, mounts, `${path}.volumeMounts`);
+  const envFrom = optList(m, 'envFrom', path);
+  if (envFrom !== undefined) c.envFrom = readEnvFrom(r, envFrom, `${path}.envFrom`);
   return c;
 }

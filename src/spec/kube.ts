@@ -20,6 +20,10 @@ import {
   warnUnknown,
 } from './fields.js';
 import { readContainer } from './kube-container.js';
+import { readDns, readHostAliases } from './kube-network.js';
+import type { ConfigObject } from './types.js';
+import { checkPodReferences, readConfigObject, readVolumes } from './kube-volumes.js';
+import { yaml11Octal } from './yaml-octal.js';
 import { checkDnsLabel, checkDnsSubdomain, checkLabelValue, checkMetadataKey, fail, validatePod } from './validate.js';
 
 export interface ParsePodYamlOptions {
@@ -44,6 +48,12 @@ const POD_FIELDS = [
   'subdomain',
   'restartPolicy',
   'terminationGracePeriodSeconds',
+  'hostAliases',
+  'dnsPolicy',
+  'dnsConfig',
+  'volumes',
+  'serviceAccountName',
+  'serviceAccount',
 ] as const;
 const DEFAULT_GRACE_SECONDS = 30;
 
@@ -146,6 +156,16 @@ function readPod(r: Reader, doc: YamlMap): PodSpec {
     terminationGracePeriodSeconds: grace ?? DEFAULT_GRACE_SECONDS,
     containers,
   };
+  const hostAliases = readHostAliases(s, 'spec');
+  if (hostAliases.length) pod.hostAliases = hostAliases;
+  const dns = readDns(r, s, 'spec');
+  if (dns.policy !== 'ClusterFirst' || dns.nameservers.length || dns.searches.length || dns.options.length)
+    pod.dns = dns;
+  const volumes = optList(s, 'volumes', 'spec');
+  if (volumes !== undefined) pod.volumes = readVolumes(r, volumes, 'spec.volumes');
+  const sa = optString(s, 'serviceAccountName', 'spec') ?? optString(s, 'serviceAccount', 'spec');
+  if (sa !== undefined && sa !== '') pod.serviceAccountName = sa;
+  checkPodReferences(pod);
   validatePod(pod);
   return pod;
 }
@@ -161,7 +181,8 @@ function yamlSyntaxError(message: string, source: string | undefined): NspodErro
  * `document N: ` when the text holds several documents. Unsupported fields and kinds are warnings.
  */
 export function parsePodYaml(text: string, opts: ParsePodYamlOptions = {}): ParsedPods {
-  const parsed = parseAllDocuments(text);
+  // kubectl reads YAML 1.1 integers: `defaultMode: 0644` is octal.
+  const parsed = parseAllDocuments(text, { customTags: (tags) => [yaml11Octal, ...tags] });
   const docs = Array.isArray(parsed) ? parsed : [parsed]; // an empty stream gives an EmptyStream, not an array
   for (const d of docs) {
     const err = d.errors[0];
@@ -172,6 +193,7 @@ export function parsePodYaml(text: string, opts: ParsePodYamlOptions = {}): Pars
   const pods: PodSpec[] = [];
   const warnings: string[] = [];
   const seen = new Set<string>();
+  const configObjects: ConfigObject[] = [];
 
   values.forEach((value, i) => {
     if (value === null || value === undefined) return;
@@ -183,6 +205,14 @@ export function parsePodYaml(text: string, opts: ParsePodYamlOptions = {}): Pars
         fail(label, `must be a mapping with apiVersion, kind, metadata and spec (got ${describe(value)})`);
       const kind = value['kind'];
       if (kind === undefined || kind === null) fail('kind', 'required (expected Pod)');
+      if (kind === 'ConfigMap' || kind === 'Secret') {
+        const obj = readConfigObject(r, value, kind);
+        if (configObjects.some((o) => o.kind === kind && o.name === obj.name && o.namespace === obj.namespace))
+          fail('metadata.name', `duplicate ${kind} ${JSON.stringify(`${obj.namespace}/${obj.name}`)}`);
+        configObjects.push(obj);
+        warnings.push(...r.warnings.map((w) => prefix + w));
+        return;
+      }
       if (kind !== 'Pod') {
         warnings.push(
           `${label}: kind ${typeof kind === 'string' ? kind : describe(kind)} is not supported yet, skipped`,
@@ -202,5 +232,10 @@ export function parsePodYaml(text: string, opts: ParsePodYamlOptions = {}): Pars
   });
   if (pods.length === 0)
     throw invalidArgument(`no Pod found${opts.source ? ` in ${opts.source}` : ''} (expected kind: Pod)`);
+  // ConfigMaps and Secrets of the file go with every pod of their namespace.
+  for (const pod of pods) {
+    const mine = configObjects.filter((o) => o.namespace === pod.namespace);
+    if (mine.length > 0) pod.configObjects = mine;
+  }
   return { pods, warnings };
 }

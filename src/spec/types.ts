@@ -32,7 +32,69 @@ export interface PortSpec {
 
 export interface EnvVar {
   name: string;
+  /** a literal value (may hold `$(VAR)` references); ignored when valueFrom is set */
   value: string;
+  /** where the value comes from at container creation (see kube-volumes.ts) */
+  valueFrom?: EnvVarSource;
+}
+
+export type EnvVarSource =
+  | { configMapKeyRef: { name: string; key: string; optional: boolean } }
+  | { secretKeyRef: { name: string; key: string; optional: boolean } }
+  | { fieldRef: { fieldPath: string } }
+  | { resourceFieldRef: { containerName?: string; resource: string; divisor: number } };
+
+/** `envFrom`: every key of a ConfigMap or Secret becomes a variable `<prefix><key>`. */
+export interface EnvFromSource {
+  kind: 'configMap' | 'secret';
+  name: string;
+  prefix: string;
+  optional: boolean;
+}
+
+export type MountPropagation = 'None' | 'HostToContainer' | 'Bidirectional';
+
+export interface VolumeMount {
+  /** the pod volume it mounts */
+  name: string;
+  /** absolute path inside the container */
+  mountPath: string;
+  readOnly: boolean;
+  /** a relative path inside the volume to mount instead of its root */
+  subPath?: string;
+  propagation: MountPropagation;
+}
+
+export type HostPathType =
+  '' | 'DirectoryOrCreate' | 'Directory' | 'FileOrCreate' | 'File' | 'Socket' | 'CharDevice' | 'BlockDevice';
+
+/** One key of a ConfigMap/Secret projected to a file path relative to the volume. */
+export interface KeyToPath {
+  key: string;
+  path: string;
+  /** file mode (0-0777); default: the volume's defaultMode */
+  mode?: number;
+}
+
+export type VolumeSource =
+  | { emptyDir: { medium: '' | 'Memory'; sizeLimitBytes?: number } }
+  | { hostPath: { path: string; type: HostPathType } }
+  | { configMap: { name: string; items?: KeyToPath[]; defaultMode: number; optional: boolean } }
+  | { secret: { secretName: string; items?: KeyToPath[]; defaultMode: number; optional: boolean } }
+  | { persistentVolumeClaim: { claimName: string; readOnly: boolean } };
+
+export interface VolumeSpec {
+  name: string;
+  source: VolumeSource;
+}
+
+/** A ConfigMap or Secret given with the pod (same YAML file). Values are base64 so records stay JSON. */
+export interface ConfigObject {
+  kind: 'ConfigMap' | 'Secret';
+  name: string;
+  namespace: string;
+  /** key → base64 of the value's bytes */
+  data: Record<string, string>;
 }
 
 /** Resources in base units: bytes and milli-CPUs. */
@@ -70,6 +132,10 @@ export interface ContainerSpec {
   securityContext: SecurityContext;
   tty: boolean;
   stdin: boolean;
+  /** pod volumes mounted into this container */
+  volumeMounts?: VolumeMount[];
+  /** variables taken from every key of ConfigMaps/Secrets (before `env`, which wins) */
+  envFrom?: EnvFromSource[];
   /** set by the CRI front door; round-tripped, never interpreted */
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
@@ -85,6 +151,19 @@ export interface ContainerSpec {
   extras?: ContainerExtras;
 }
 
+export interface HostAlias {
+  ip: string;
+  hostnames: string[];
+}
+
+/** The pod's resolver settings (Kubernetes dnsPolicy + dnsConfig). */
+export interface DnsSpec {
+  policy: 'ClusterFirst' | 'ClusterFirstWithHostNet' | 'Default' | 'None';
+  nameservers: string[];
+  searches: string[];
+  options: Array<{ name: string; value?: string }>;
+}
+
 export interface PodSpec {
   name: string;
   namespace: string;
@@ -98,6 +177,14 @@ export interface PodSpec {
   restartPolicy: RestartPolicy;
   terminationGracePeriodSeconds: number;
   containers: ContainerSpec[];
+  /** extra /etc/hosts entries */
+  hostAliases?: HostAlias[];
+  dns?: DnsSpec;
+  volumes?: VolumeSpec[];
+  /** ConfigMaps and Secrets that came with the pod (same file, same namespace) */
+  configObjects?: ConfigObject[];
+  /** for fieldRef spec.serviceAccountName (default "default") */
+  serviceAccountName?: string;
   /** CRI sandbox metadata: the pod's name as kubelet knows it and its attempt */
   criName?: string;
   attempt?: number;
@@ -107,6 +194,4 @@ export interface PodSpec {
   runtimeHandler?: string;
   /** namespaced sysctls set in the sandbox and every container */
   sysctls?: Record<string, string>;
-  /** replaces the pod's resolv.conf when given */
-  dns?: { servers: string[]; searches: string[]; options: string[] };
 }

@@ -13,9 +13,10 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { PodNetworkStatus } from '../network/cni/index.js';
 import { randomBytes } from 'node:crypto';
-import lockfile from 'proper-lockfile';
-import { hasErrno, notFound, unavailable } from '../errors/index.js';
+import { withLockKey } from './lock.js';
+import { hasErrno, notFound } from '../errors/index.js';
 import type { PodSpec, ContainerSpec } from '../spec/types.js';
 
 export interface NamespacePaths {
@@ -39,6 +40,8 @@ export interface SandboxRecord {
   conmonPid?: number;
   exitFile: string;
   logPath: string;
+  /** CNI attachments, port mappings and bandwidth (pods with their own network namespace) */
+  network?: PodNetworkStatus;
 }
 
 export interface PodRecord {
@@ -162,25 +165,7 @@ export function openState(opts: { root: string; runRoot: string }): StateStore {
       if (byId.length === 1) return byId[0]!;
       throw notFound(`pod "${ref}" not found`);
     },
-    async withLock(fn) {
-      await fs.mkdir(opts.runRoot, { recursive: true });
-      let release: () => Promise<void>;
-      try {
-        release = await lockfile.lock(lockTarget, {
-          realpath: false,
-          stale: 30_000,
-          update: 5_000,
-          retries: { retries: 600, minTimeout: 50, maxTimeout: 200, factor: 1.2 },
-        });
-      } catch (e) {
-        throw unavailable(`cannot take the nspod lock ${lockTarget}.lock: ${(e as Error).message}`, e);
-      }
-      try {
-        return await fn();
-      } finally {
-        await release().catch(() => undefined);
-      }
-    },
+    withLock: (fn) => withLockKey(lockTarget, fn),
   };
   return store;
 }

@@ -19,20 +19,66 @@ export interface Sandbox {
   root: string;
   runRoot: string;
   cgroupParent: string;
+  /** the sandbox's own CNI network: config dir, bridge, subnet (x.y.z.0/24), host-local store */
+  net: { configDir: string; name: string; bridge: string; subnet: string; prefix: string; ipamDir: string };
   env: NodeJS.ProcessEnv;
 }
 
+/**
+ * An isolated nspod: own root, run root, cgroup parent, and its own CNI network (bridge
+ * `nspt<tag>` on a random 10.213.N.0/24 with its own host-local store), removed by destroySandbox.
+ */
 export async function makeSandbox(): Promise<Sandbox> {
   const tag = randomBytes(4).toString('hex');
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'nspod-root-'));
   const runRoot = path.join('/run', `nspod-test-${tag}`);
   await fs.mkdir(runRoot, { recursive: true });
   const cgroupParent = `nspod-test-${tag}`;
+  const prefix = `10.213.${randomBytes(1)[0]!}`;
+  const net = {
+    configDir: path.join(root, 'net.d'),
+    name: `nspt-${tag}`,
+    bridge: `nspt${tag}`,
+    subnet: `${prefix}.0/24`,
+    prefix,
+    ipamDir: path.join(root, 'ipam'),
+  };
+  await fs.mkdir(net.configDir, { recursive: true });
+  const conflist = {
+    cniVersion: '1.0.0',
+    name: net.name,
+    plugins: [
+      {
+        type: 'bridge',
+        bridge: net.bridge,
+        isGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        ipam: {
+          type: 'host-local',
+          ranges: [[{ subnet: net.subnet }]],
+          routes: [{ dst: '0.0.0.0/0' }],
+          dataDir: net.ipamDir,
+        },
+      },
+      { type: 'portmap', capabilities: { portMappings: true } },
+      { type: 'firewall', backend: 'iptables' },
+      { type: 'bandwidth', capabilities: { bandwidth: true } },
+    ],
+  };
+  await fs.writeFile(path.join(net.configDir, '10-test.conflist'), JSON.stringify(conflist));
   return {
     root,
     runRoot,
     cgroupParent,
-    env: { ...process.env, NSPOD_ROOT: root, NSPOD_RUN_ROOT: runRoot, NSPOD_CGROUP_PARENT: cgroupParent },
+    net,
+    env: {
+      ...process.env,
+      NSPOD_ROOT: root,
+      NSPOD_RUN_ROOT: runRoot,
+      NSPOD_CGROUP_PARENT: cgroupParent,
+      NSPOD_CNI_CONFIG_DIR: net.configDir,
+    },
   };
 }
 
@@ -197,6 +243,7 @@ export async function destroySandbox(sb: Sandbox): Promise<void> {
       }
     }
   }
+  await new Promise((r) => spawn('ip', ['link', 'del', sb.net.bridge], { stdio: 'ignore' }).on('close', r));
   await fs.rm(sb.runRoot, { recursive: true, force: true });
   await fs.rm(sb.root, { recursive: true, force: true });
 }

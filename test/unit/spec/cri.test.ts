@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { containerSpecFromCri, podSpecFromCri, rawResourcesFromCri, resolvConfText } from '../../../src/spec/index.js';
+import { containerSpecFromCri, podSpecFromCri, rawResourcesFromCri } from '../../../src/spec/index.js';
 import { isNspodError } from '../../../src/errors/index.js';
 
 const sandbox = {
@@ -53,12 +53,17 @@ test('missing metadata, name or namespace are INVALID_ARGUMENT naming the field'
   invalid(() => podSpecFromCri({ ...sandbox, log_directory: 'relative' }), /log_directory/);
 });
 
-test('DNS config becomes a resolv.conf', () => {
+test('DNS config is taken as given (policy None)', () => {
   const p = podSpecFromCri({
     ...sandbox,
-    dns_config: { servers: ['10.0.0.10'], searches: ['a.b', 'b'], options: ['ndots:5'] },
+    dns_config: { servers: ['10.0.0.10'], searches: ['a.b', 'b'], options: ['ndots:5', 'rotate'] },
   });
-  assert.equal(resolvConfText(p.dns!), 'search a.b b\nnameserver 10.0.0.10\noptions ndots:5\n');
+  assert.deepEqual(p.dns, {
+    policy: 'None',
+    nameservers: ['10.0.0.10'],
+    searches: ['a.b', 'b'],
+    options: [{ name: 'ndots', value: '5' }, { name: 'rotate' }],
+  });
 });
 
 test('a ContainerConfig becomes a ContainerSpec: command, env, log path, security, extras', () => {

@@ -230,28 +230,28 @@ describe('parsePodYaml: warnings for what is not supported yet', () => {
     });
     const { pods, warnings } = parse(p);
     assert.equal(pods.length, 1);
-    assert.deepEqual(pods[0]!.containers[0]!.env, [{ name: 'A', value: '1' }]);
+    assert.deepEqual(pods[0]!.containers[0]!.env, [
+      { name: 'A', value: '1' },
+      { name: 'POD_IP', value: '', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    ]);
     assert.deepEqual(pods[0]!.containers[0]!.resources.limits, { memoryBytes: 1073741824 });
     assert.deepEqual(warnings.sort(), [
       'metadata.generateName: not supported yet, ignored',
-      'spec.containers[0].env[1].valueFrom: not supported yet, variable "POD_IP" skipped',
       'spec.containers[0].imagePullPolicy: not supported yet, ignored',
       'spec.containers[0].livenessProbe: not supported yet, ignored',
       'spec.containers[0].ports[0].appProtocol: not supported yet, ignored',
       'spec.containers[0].resources.limits.ephemeral-storage: not supported yet, ignored',
       'spec.containers[0].resources.limits["nvidia.com/gpu"]: not supported yet, ignored',
       'spec.containers[0].securityContext.runAsNonRoot: not supported yet, ignored',
-      'spec.containers[0].volumeMounts: not supported yet, ignored',
       'spec.initContainers: not supported yet, ignored',
       'spec.nodeSelector: not supported yet, ignored',
       'spec.subdomain: not supported yet, ignored',
-      'spec.volumes: not supported yet, ignored',
     ]);
   });
 });
 
 describe('parsePodYaml: multiple documents', () => {
-  const cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: b\n';
+  const cm = 'apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\nspec:\n  ports: []\n';
   const pod = (name: string, extra = ''): string =>
     `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n  containers:\n    - name: app\n      image: busybox\n${extra}`;
 
@@ -263,7 +263,7 @@ describe('parsePodYaml: multiple documents', () => {
       ['a', 'b'],
     );
     assert.deepEqual(warnings, [
-      'document 2: kind ConfigMap is not supported yet, skipped',
+      'document 2: kind Service is not supported yet, skipped',
       'document 4: spec.containers[0].stdinOnce: not supported yet, ignored',
     ]);
   });

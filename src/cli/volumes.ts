@@ -1,0 +1,215 @@
+/** Named volume, ConfigMap and Secret commands. They print; the Runtime does. */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { Runtime } from '../pod/index.js';
+import type { ConfigKind } from '../volume/index.js';
+import { hasErrno, invalidArgument, notFound } from '../errors/index.js';
+import { age, bytes, parseFormat, render, table } from './format.js';
+
+type Open = () => Promise<Runtime>;
+
+function examples(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+function keyValue(flag: string, v: string): [string, string] {
+  const i = v.indexOf('=');
+  if (i <= 0) throw invalidArgument(`${flag}: expected KEY=VALUE, got ${JSON.stringify(v)}`);
+  return [v.slice(0, i), v.slice(i + 1)];
+}
+
+/** --from-literal k=v and --from-file [k=]path (a directory: each regular file in it) → key → bytes. */
+export async function readSources(literals: string[], files: string[]): Promise<Record<string, Buffer>> {
+  const data: Record<string, Buffer> = {};
+  const put = (flag: string, k: string, v: Buffer) => {
+    if (k in data) throw invalidArgument(`${flag}: key ${JSON.stringify(k)} given twice`);
+    data[k] = v;
+  };
+  for (const l of literals) {
+    const [k, v] = keyValue('--from-literal', l);
+    put('--from-literal', k, Buffer.from(v, 'utf8'));
+  }
+  for (const f of files) {
+    const i = f.indexOf('=');
+    const [key, file] = i > 0 ? [f.slice(0, i), f.slice(i + 1)] : [undefined, f];
+    let st;
+    try {
+      st = await fs.stat(file);
+    } catch (e) {
+      if (hasErrno(e, 'ENOENT')) throw notFound(`--from-file: ${file}: no such file or directory`);
+      throw e;
+    }
+    if (st.isDirectory()) {
+      if (key !== undefined) throw invalidArgument(`--from-file: ${file} is a directory: a key cannot be given`);
+      for (const e of (await fs.readdir(file, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+        if (e.isFile()) put('--from-file', e.name, await fs.readFile(path.join(file, e.name)));
+      }
+    } else put('--from-file', key ?? path.basename(file), await fs.readFile(file));
+  }
+  return data;
+}
+
+function registerConfigKind(program: Command, open: Open, kind: ConfigKind): void {
+  const word = kind === 'ConfigMap' ? 'configmap' : 'secret';
+  const cmd = program
+    .command(word)
+    .description(
+      kind === 'ConfigMap'
+        ? 'store ConfigMaps that pods use for env and configMap volumes'
+        : 'store Secrets (root-only on disk, tmpfs in pods) that pods use for env and secret volumes',
+    );
+  cmd
+    .command('create')
+    .argument('<name>', kind === 'Secret' ? 'secret name (or "generic" then the name, as kubectl)' : 'configmap name')
+    .argument('[name2]')
+    .option('--from-literal <key=value>', 'a key and its value (repeatable)', collect, [])
+    .option('--from-file <[key=]path>', 'a file (key: its name) or a directory of files (repeatable)', collect, [])
+    .option('-n, --namespace <ns>', 'Kubernetes namespace', 'default')
+    .description(`store a ${kind}`)
+    .addHelpText(
+      'after',
+      examples(
+        `nspod ${word} create ${kind === 'Secret' ? 'db --from-literal password=s3cret' : 'app --from-literal mode=prod --from-file nginx.conf'}`,
+        `nspod ${word} create ${kind === 'Secret' ? 'generic tls --from-file tls.key=./key.pem' : 'web --from-file ./conf.d/'}`,
+      ),
+    )
+    .action(
+      async (
+        first: string,
+        second: string | undefined,
+        o: { fromLiteral: string[]; fromFile: string[]; namespace: string },
+      ) => {
+        let name = first;
+        if (second !== undefined) {
+          if (kind !== 'Secret' || first !== 'generic')
+            throw invalidArgument(`${word} create: expected one name, got "${first}" and "${second}"`);
+          name = second;
+        }
+        const data = await readSources(o.fromLiteral, o.fromFile);
+        const rt = await open();
+        const s = await rt.createConfigObject({ kind, name, namespace: o.namespace, data });
+        console.log(`${word}/${s.name} created (${s.keys.length} key${s.keys.length === 1 ? '' : 's'})`);
+      },
+    );
+  cmd
+    .command('ls')
+    .option('-n, --namespace <ns>', 'only this namespace (default: all)')
+    .option('-o, --output <format>', 'table, json or yaml', 'table')
+    .description(`list stored ${kind}s`)
+    .action(async (o: { namespace?: string; output: string }) => {
+      const fmt = parseFormat(o.output);
+      const list = await (await open()).listConfigObjects(kind, o.namespace);
+      if (fmt !== 'table') return console.log(render(fmt, list));
+      console.log(
+        table(
+          ['NAME', 'NAMESPACE', 'KEYS', 'AGE'],
+          list.map((x) => [x.name, x.namespace, x.keys.length, age(x.createdAt)]),
+        ),
+      );
+    });
+  const inspect = cmd.command('inspect');
+  if (kind === 'Secret') inspect.option('--reveal', 'print the values too');
+  inspect
+    .argument('<name>')
+    .option('-n, --namespace <ns>', 'Kubernetes namespace', 'default')
+    .option('-o, --output <format>', 'json or yaml', 'yaml')
+    .description(kind === 'Secret' ? 'show a Secret (keys and sizes; values with --reveal)' : 'show a ConfigMap')
+    .action(async (name: string, o: { namespace: string; output: string; reveal?: boolean }) => {
+      const fmt = parseFormat(o.output);
+      const v = await (
+        await open()
+      ).inspectConfigObject(kind, name, { namespace: o.namespace, reveal: o.reveal ?? false });
+      console.log(render(fmt === 'table' ? 'yaml' : fmt, v).trimEnd());
+    });
+  cmd
+    .command('rm')
+    .argument('<name...>')
+    .option('-n, --namespace <ns>', 'Kubernetes namespace', 'default')
+    .description(`remove stored ${kind}s`)
+    .action(async (names: string[], o: { namespace: string }) => {
+      const rt = await open();
+      for (const n of names) {
+        await rt.removeConfigObject(kind, n, { namespace: o.namespace });
+        console.log(`${word}/${n} removed`);
+      }
+    });
+}
+
+export function registerVolumeCommands(program: Command, open: Open): void {
+  const vol = program.command('volume').description('named volumes: data that outlives pods (persistentVolumeClaim)');
+  vol
+    .command('create')
+    .argument('<name>')
+    .option('-l, --label <key=value>', 'a label (repeatable)', collect, [])
+    .description('create an empty named volume')
+    .addHelpText('after', examples('nspod volume create data', 'nspod volume create cache -l app=web'))
+    .action(async (name: string, o: { label: string[] }) => {
+      const labels = Object.fromEntries(o.label.map((l) => keyValue('--label', l)));
+      const v = await (await open()).createVolume(name, { labels });
+      console.log(`volume/${v.name} created (${v.mountpoint})`);
+    });
+  vol
+    .command('ls')
+    .option('-o, --output <format>', 'table, json or yaml', 'table')
+    .description('list named volumes')
+    .action(async (o: { output: string }) => {
+      const fmt = parseFormat(o.output);
+      const list = await (await open()).listVolumes();
+      if (fmt !== 'table') return console.log(render(fmt, list));
+      console.log(
+        table(
+          ['NAME', 'USED BY', 'AGE', 'MOUNTPOINT'],
+          list.map((v) => [v.name, v.usedBy.join(',') || '-', age(v.createdAt), v.mountpoint]),
+        ),
+      );
+    });
+  vol
+    .command('inspect')
+    .argument('<name>')
+    .option('-o, --output <format>', 'json or yaml', 'yaml')
+    .description("show a named volume's record and the pods that use it")
+    .action(async (name: string, o: { output: string }) => {
+      const fmt = parseFormat(o.output);
+      const v = await (await open()).inspectVolume(name);
+      const used = await du(v.mountpoint);
+      console.log(render(fmt === 'table' ? 'yaml' : fmt, { ...v, size: bytes(used) }).trimEnd());
+    });
+  vol
+    .command('rm')
+    .argument('<name...>')
+    .description('remove named volumes and their data (refused while a pod uses one)')
+    .action(async (names: string[]) => {
+      const rt = await open();
+      for (const n of names) {
+        await rt.removeVolume(n);
+        console.log(`volume/${n} removed`);
+      }
+    });
+  vol
+    .command('prune')
+    .description('remove every named volume that no pod uses')
+    .action(async () => {
+      const gone = await (await open()).pruneVolumes();
+      for (const n of gone) console.log(`volume/${n} removed`);
+      if (gone.length === 0) console.log('no unused volumes');
+    });
+  registerConfigKind(program, open, 'ConfigMap');
+  registerConfigKind(program, open, 'Secret');
+}
+
+/** Bytes used by the files under dir (not following symlinks). */
+async function du(dir: string): Promise<number> {
+  let total = 0;
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else total += (await fs.lstat(p)).size;
+    }
+  };
+  await walk(dir);
+  return total;
+}
