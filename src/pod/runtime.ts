@@ -209,12 +209,12 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
 
   /** Host ports the pod asks for must be free: not published by a running pod nor bound on the host. */
   async function checkPorts(spec: PodSpec): Promise<void> {
-    const mine = portMappingsOf(spec.containers);
+    const mine = portMappingsOf(spec.containers, spec.portMappings);
     if (mine.length === 0 || spec.namespaces.network === 'node') return;
     // From the specs of pods not stopped: a pod being created holds its ports from its first record.
     const others = (await state.pods())
       .filter((p) => !p.stoppedAt && p.spec.namespaces.network === 'pod')
-      .map((p) => ({ pod: p.name, mappings: portMappingsOf(p.spec.containers) }))
+      .map((p) => ({ pod: p.name, mappings: portMappingsOf(p.spec.containers, p.spec.portMappings) }))
       .filter((o) => o.mappings.length > 0);
     await checkHostPorts(mine, others);
   }

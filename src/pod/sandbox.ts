@@ -127,7 +127,7 @@ export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback
         namespace: spec.namespace,
         netns,
         networks: await podNetworkNames(ctx.networks.settings, spec),
-        portMappings: portMappingsOf(spec.containers),
+        portMappings: portMappingsOf(spec.containers, spec.portMappings),
         ...(bandwidthOf(spec.annotations) ? { bandwidth: bandwidthOf(spec.annotations)! } : {}),
       }))();
     netP.catch(() => undefined); // awaited below; a failure while pause starts is handled by the rollback

@@ -81,6 +81,18 @@ export function podSpecFromCri(c: CriPodSandboxConfig | null | undefined): PodSp
     attempt: md.attempt ?? 0,
     ...(logDirectory !== '' ? { logDirectory } : {}),
   };
+  const ports = (c.port_mappings ?? [])
+    .filter((m) => (m.host_port ?? 0) > 0)
+    .map((m, i) => {
+      const f = `config.port_mappings[${i}]`;
+      const containerPort = m.container_port ?? 0;
+      if (!Number.isInteger(containerPort) || containerPort < 1 || containerPort > 65535)
+        throw invalidArgument(`${f}.container_port: expected 1..65535, got ${containerPort}`);
+      if (m.host_port! > 65535) throw invalidArgument(`${f}.host_port: expected 1..65535, got ${m.host_port}`);
+      const protocol = (m.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP';
+      return { containerPort, hostPort: m.host_port!, protocol, ...(m.host_ip ? { hostIP: m.host_ip } : {}) };
+    });
+  if (ports.length > 0) spec.portMappings = ports;
   const sysctls = c.linux?.sysctls ?? {};
   if (Object.keys(sysctls).length > 0) spec.sysctls = { ...sysctls };
   const dns = c.dns_config;

@@ -185,6 +185,8 @@ export interface PodSpec {
   configObjects?: ConfigObject[];
   /** for fieldRef spec.serviceAccountName (default "default") */
   serviceAccountName?: string;
+  /** host ports published for the pod as a whole (CRI port_mappings) */
+  portMappings?: PortSpec[];
   /** CRI sandbox metadata: the pod's name as kubelet knows it and its attempt */
   criName?: string;
   attempt?: number;

@@ -7,6 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { cgroupMounts, memoryHierarchy, nsInode, pureV2, waitFor } from '../helpers.js';
@@ -114,6 +115,34 @@ describe('CRI semantics kubelet relies on', () => {
       }
     },
   );
+
+  it('publishes port_mappings on the host (hostPort → the pod)', { timeout: 90_000 }, async () => {
+    const hostPort = 20000 + Math.floor(Math.random() * 9000);
+    const p = await pod({ port_mappings: [{ protocol: 'TCP', container_port: 8080, host_port: hostPort }] });
+    try {
+      await run(p, {
+        metadata: { name: 'httpd' },
+        command: ['sh', '-c', 'mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 8080 -h /www'],
+      });
+      const body = await waitFor(
+        `http://127.0.0.1:${hostPort}/`,
+        () =>
+          new Promise<string | undefined>((resolve) => {
+            http
+              .get({ host: '127.0.0.1', port: hostPort, path: '/', timeout: 3000 }, (res) => {
+                let b = '';
+                res.on('data', (d: Buffer) => (b += d.toString()));
+                res.on('end', () => resolve(b));
+              })
+              .on('error', () => resolve(undefined));
+          }),
+        30_000,
+      );
+      assert.equal(body.trim(), 'published');
+    } finally {
+      await remove(p);
+    }
+  });
 
   it('uses the host network and ipc namespaces for NODE mode', { timeout: 90_000 }, async () => {
     const p = await pod({ linux: { security_context: { namespace_options: { network: 'NODE', ipc: 'NODE' } } } });
