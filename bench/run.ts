@@ -3,17 +3,20 @@
  * the figure of a peer (podman, skopeo) from the same run where it is installed.
  *   pod       examples/pod.yaml up and teardown (nspod play vs podman kube play)
  *   network   CNI ADD/DEL, 20 pods started at once
+ *   volumes   examples/volumes.yaml up and teardown (nspod play vs podman kube play)
  *   cri       CRI v1 through nspod cri serve: per-call latencies, 50 pods at once, daemon RSS
  */
 import os from 'node:os';
 import { RUNS } from './common.js';
 import { podSection } from './pod.js';
 import { networkSection } from './network.js';
+import { volumesSection } from './volumes.js';
 import { criSection } from './cri.js';
 
 const sections: Record<string, () => void | Promise<void>> = {
   pod: podSection,
   network: networkSection,
+  volumes: volumesSection,
   cri: criSection,
 };
 

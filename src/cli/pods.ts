@@ -114,6 +114,17 @@ export function renderInspect(i: PodInspect, cgroupRoot: string): string {
   }
   out.push('', `Cgroups (${cgroupRoot}, like systemd-cgls):`);
   out.push(indent(cgroupTree(i.cgroups).join('\n')));
+  if (i.volumes?.length) {
+    out.push('', 'Volumes:');
+    out.push(
+      indent(
+        table(
+          ['NAME', 'TYPE', 'SOURCE', 'MOUNTED AT', 'HOST PATH'],
+          i.volumes.map((v) => [v.name, v.type, v.source || '-', v.mounts.join(', ') || '-', v.hostPath]),
+        ),
+      ),
+    );
+  }
   return out.join('\n');
 }
 

@@ -21,8 +21,15 @@ function keyValue(flag: string, v: string): [string, string] {
   return [v.slice(0, i), v.slice(i + 1)];
 }
 
-/** --from-literal k=v and --from-file [k=]path (a directory: each regular file in it) → key → bytes. */
-export async function readSources(literals: string[], files: string[]): Promise<Record<string, Buffer>> {
+/**
+ * --from-literal k=v, --from-file [k=]path (a directory: each regular file in it) and
+ * --from-env-file path (KEY=VALUE lines; blank lines and # comments skipped) → key → bytes.
+ */
+export async function readSources(
+  literals: string[],
+  files: string[],
+  envFiles: string[] = [],
+): Promise<Record<string, Buffer>> {
   const data: Record<string, Buffer> = {};
   const put = (flag: string, k: string, v: Buffer) => {
     if (k in data) throw invalidArgument(`${flag}: key ${JSON.stringify(k)} given twice`);
@@ -49,6 +56,23 @@ export async function readSources(literals: string[], files: string[]): Promise<
       }
     } else put('--from-file', key ?? path.basename(file), await fs.readFile(file));
   }
+  for (const f of envFiles) {
+    let text: string;
+    try {
+      text = await fs.readFile(f, 'utf8');
+    } catch (e) {
+      if (hasErrno(e, 'ENOENT')) throw notFound(`--from-env-file: ${f}: no such file`);
+      throw e;
+    }
+    text.split('\n').forEach((raw, i) => {
+      const line = raw.replace(/\r$/, '').trimStart();
+      if (line === '' || line.startsWith('#')) return;
+      const eq = line.indexOf('=');
+      if (eq <= 0)
+        throw invalidArgument(`--from-env-file: ${f}:${i + 1}: expected KEY=VALUE, got ${JSON.stringify(line)}`);
+      put('--from-env-file', line.slice(0, eq), Buffer.from(line.slice(eq + 1), 'utf8'));
+    });
+  }
   return data;
 }
 
@@ -67,6 +91,7 @@ function registerConfigKind(program: Command, open: Open, kind: ConfigKind): voi
     .argument('[name2]')
     .option('--from-literal <key=value>', 'a key and its value (repeatable)', collect, [])
     .option('--from-file <[key=]path>', 'a file (key: its name) or a directory of files (repeatable)', collect, [])
+    .option('--from-env-file <path>', 'KEY=VALUE lines, one key each (repeatable)', collect, [])
     .option('-n, --namespace <ns>', 'Kubernetes namespace', 'default')
     .description(`store a ${kind}`)
     .addHelpText(
@@ -80,7 +105,7 @@ function registerConfigKind(program: Command, open: Open, kind: ConfigKind): voi
       async (
         first: string,
         second: string | undefined,
-        o: { fromLiteral: string[]; fromFile: string[]; namespace: string },
+        o: { fromLiteral: string[]; fromFile: string[]; fromEnvFile: string[]; namespace: string },
       ) => {
         let name = first;
         if (second !== undefined) {
@@ -88,7 +113,7 @@ function registerConfigKind(program: Command, open: Open, kind: ConfigKind): voi
             throw invalidArgument(`${word} create: expected one name, got "${first}" and "${second}"`);
           name = second;
         }
-        const data = await readSources(o.fromLiteral, o.fromFile);
+        const data = await readSources(o.fromLiteral, o.fromFile, o.fromEnvFile);
         const rt = await open();
         const s = await rt.createConfigObject({ kind, name, namespace: o.namespace, data });
         console.log(`${word}/${s.name} created (${s.keys.length} key${s.keys.length === 1 ? '' : 's'})`);

@@ -11,6 +11,7 @@
  * then among those stored with `nspod configmap|secret create`. A missing object or key fails the
  * container (naming the field) unless the reference says `optional: true`.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { ConfigObject, ContainerSpec, EnvVar, PodSpec } from '../spec/types.js';
 import { parseMetaFieldPath } from '../spec/kube-volumes.js';
@@ -68,20 +69,42 @@ export interface PodFacts {
   labels: Record<string, string>;
   annotations: Record<string, string>;
   serviceAccountName?: string;
-  /** empty while the pod has no network of its own configured (loopback only) */
+  /** the pod's first IP (the host's with hostNetwork); empty when it has none */
   podIP: string;
+  /** every IP of the pod, comma-separated (status.podIPs) */
+  podIPs: string;
   nodeName: string;
   hostIP: string;
 }
 
-/** The host's first non-internal IPv4 address (else IPv6, else empty), for status.hostIP. */
+/**
+ * The host's address for status.hostIP: the IPv4 address of the interface of the default route
+ * (not a bridge that pods hang off), else the first non-internal address, else empty.
+ */
 export function hostIP(): string {
-  const all = Object.values(os.networkInterfaces()).flatMap((l) => l ?? []);
-  const ext = all.filter((a) => !a.internal);
+  const ifaces = os.networkInterfaces();
+  let dev: string | undefined;
+  try {
+    // /proc/net/route: Iface Destination Gateway …, destination 00000000 = default
+    dev = readFileSync('/proc/net/route', 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/))
+      .find((f) => f[1] === '00000000')?.[0];
+  } catch {
+    dev = undefined;
+  }
+  const onDev = dev ? (ifaces[dev] ?? []).find((a) => a.family === 'IPv4') : undefined;
+  if (onDev) return onDev.address;
+  const ext = Object.values(ifaces)
+    .flatMap((l) => l ?? [])
+    .filter((a) => !a.internal);
   return (ext.find((a) => a.family === 'IPv4') ?? ext[0])?.address ?? '';
 }
 
-export function podFacts(p: { spec: PodSpec; uid: string; podIP?: string }): PodFacts {
+export function podFacts(p: { spec: PodSpec; uid: string; podIPs?: string[] }): PodFacts {
+  const host = hostIP();
+  const ips = p.spec.namespaces.network === 'node' ? [host] : (p.podIPs ?? []);
   return {
     name: p.spec.name,
     namespace: p.spec.namespace,
@@ -89,9 +112,10 @@ export function podFacts(p: { spec: PodSpec; uid: string; podIP?: string }): Pod
     labels: p.spec.labels,
     annotations: p.spec.annotations,
     ...(p.spec.serviceAccountName ? { serviceAccountName: p.spec.serviceAccountName } : {}),
-    podIP: p.podIP ?? '',
+    podIP: ips[0] ?? '',
+    podIPs: ips.join(','),
     nodeName: os.hostname(),
-    hostIP: hostIP(),
+    hostIP: host,
   };
 }
 
@@ -111,12 +135,28 @@ function fieldValue(fieldPath: string, f: PodFacts, where: string): string {
     case 'status.hostIPs':
       return f.hostIP;
     case 'status.podIP':
-    case 'status.podIPs':
       return f.podIP;
+    case 'status.podIPs':
+      return f.podIPs;
   }
   const meta = parseMetaFieldPath(fieldPath);
   if (!meta) throw invalidArgument(`${where}: fieldPath ${JSON.stringify(fieldPath)} is not supported`);
   return (meta[0] === 'labels' ? f.labels : f.annotations)[meta[1]] ?? '';
+}
+
+/** `key="value"` lines sorted by key, as kubelet writes a whole label or annotation map. */
+export function formatMap(m: Record<string, string>): string {
+  return Object.keys(m)
+    .sort()
+    .map((k) => `${k}=${JSON.stringify(m[k])}`)
+    .join('\n');
+}
+
+/** The content of a downwardAPI volume file for a fieldRef. */
+export function downwardFieldValue(fieldPath: string, f: PodFacts, where: string): string {
+  if (fieldPath === 'metadata.labels') return formatMap(f.labels);
+  if (fieldPath === 'metadata.annotations') return formatMap(f.annotations);
+  return fieldValue(fieldPath, f, where);
 }
 
 /**

@@ -3,6 +3,8 @@
  * for each namespace type, the inode each process of the pod holds (from /proc/<pid>/ns/<type>),
  * and the pod's cgroup tree with the limits written in the cgroup files.
  */
+import { describeVolumes, volumeStores } from './volumes.js';
+import type { VolumeRow } from './volumes.js';
 import { promises as fs } from 'node:fs';
 import type { Runtime } from './runtime.js';
 import type { PodStatus } from './status.js';
@@ -48,6 +50,8 @@ export interface PodInspect {
   cgroups: CgroupNode;
   /** absent for hostNetwork pods and stopped pods */
   network?: NetworkInspect;
+  /** the pod's volumes and where each is mounted (absent when it has none) */
+  volumes?: VolumeRow[];
 }
 
 interface IpAddr {
@@ -135,5 +139,6 @@ export async function inspectPod(rt: Runtime, ref: string, namespace?: string): 
   } catch {}
   const netns = record.sandbox.namespaces.net;
   const network = netns && !record.stoppedAt ? await networkInspect(rt.ctx.host, netns, pod) : undefined;
-  return { pod, hostname, namespaces, cgroups: root, ...(network ? { network } : {}) };
+  const volumes = record.spec.volumes?.length ? describeVolumes(volumeStores(rt.ctx), record) : undefined;
+  return { pod, hostname, namespaces, cgroups: root, ...(network ? { network } : {}), ...(volumes ? { volumes } : {}) };
 }

@@ -98,7 +98,7 @@ export function volumeApi(ctx: Context) {
       checkObjectName(o.name, `${what} name`);
       for (const k of Object.keys(o.data)) checkConfigKey(k, `${what} key`);
       if (Object.keys(o.data).length === 0)
-        throw invalidArgument(`${what} "${o.name}": no data (use --from-literal or --from-file)`);
+        throw invalidArgument(`${what} "${o.name}": no data (use --from-literal, --from-file or --from-env-file)`);
       const data = Object.fromEntries(Object.entries(o.data).map(([k, v]) => [k, v.toString('base64')]));
       return summary(await configs.create({ kind: o.kind, name: o.name, namespace: o.namespace ?? 'default', data }));
     },

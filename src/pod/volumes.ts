@@ -7,6 +7,7 @@
  *   setupVolumes     emptyDir (a dir under the pod dir, or a tmpfs under the run dir for
  *                    `medium: Memory`, `size=` its sizeLimit), configMap (files under the pod dir),
  *                    secret (files on a tmpfs under the run dir: never on disk, never in a rootfs),
+ *                    downwardAPI (pod fields and container resources as files under the pod dir),
  *                    hostPath (…OrCreate types made), persistentVolumeClaim (named volume, made
  *                    on first use)
  *   containerMounts  a container's volumeMounts → OCI bind mounts (ro, subPath resolved inside the
@@ -29,8 +30,8 @@ import type { ConfigObjectStore, VolumeStore } from '../volume/index.js';
 import { mountsUnder, unmountIfMounted } from '../network/index.js';
 import { resolveDirInside, UnsafeEntryError } from '../storage/safe-path.js';
 import { failedPrecondition, hasErrno, invalidArgument, notFound } from '../errors/index.js';
-import { configLookup, podFacts, resolveContainer } from './env.js';
-import type { ConfigLookup } from './env.js';
+import { configLookup, downwardFieldValue, podFacts, resolveContainer, resourceValue } from './env.js';
+import type { ConfigLookup, PodFacts } from './env.js';
 
 export interface VolumeStores {
   volumes: VolumeStore;
@@ -69,6 +70,7 @@ export function volumeHostPath(stores: VolumeStores, pod: Pick<PodRecord, 'dir' 
   if ('configMap' in s) return path.join(podVolumeDir(pod), 'configmap', vol.name);
   if ('secret' in s) return path.join(runVolumeDir(pod), 'secret', vol.name);
   if ('hostPath' in s) return s.hostPath.path;
+  if ('downwardAPI' in s) return path.join(podVolumeDir(pod), 'downward-api', vol.name);
   return stores.volumes.dataDir(s.persistentVolumeClaim.claimName);
 }
 
@@ -158,13 +160,40 @@ async function projectFiles(
   return files;
 }
 
+/** The files of a downwardAPI volume. */
+function downwardFiles(vol: VolumeSpec, field: string, spec: PodSpec, facts: PodFacts): ProjectedFile[] {
+  const s = vol.source;
+  if (!('downwardAPI' in s)) return [];
+  return s.downwardAPI.items.map((it, j) => {
+    const where = `${field}.downwardAPI.items[${j}]`;
+    let value: string;
+    if (it.fieldRef) value = downwardFieldValue(it.fieldRef.fieldPath, facts, `${where}.fieldRef`);
+    else {
+      const ref = it.resourceFieldRef!;
+      const c = spec.containers.find((x) => x.name === ref.containerName);
+      if (!c)
+        throw invalidArgument(
+          `${where}.resourceFieldRef.containerName: no container named ${JSON.stringify(ref.containerName)}`,
+        );
+      value = resourceValue(c, ref.resource, ref.divisor);
+    }
+    return { path: it.path, data: Buffer.from(value, 'utf8'), mode: it.mode ?? s.downwardAPI.defaultMode };
+  });
+}
+
 /**
  * Checks everything about a pod's volumes and environment that depends on the host and the
- * stores, before anything is made. Throws the first problem naming its field.
+ * stores, before anything is made. Throws the first problem naming its field. `uid`: the pod's,
+ * once known (downwardAPI files hold it).
  */
-export async function checkPodVolumes(ctx: Pick<Context, 'config'>, spec: PodSpec): Promise<PlannedVolume[]> {
+export async function checkPodVolumes(
+  ctx: Pick<Context, 'config'>,
+  spec: PodSpec,
+  uid = spec.uid ?? '',
+): Promise<PlannedVolume[]> {
   const stores = volumeStores(ctx);
   const lookup = configLookup(spec, stores.configs);
+  const facts = podFacts({ spec, uid });
   const planned: PlannedVolume[] = [];
   for (const [i, vol] of (spec.volumes ?? []).entries()) {
     const field = `spec.volumes[${i}]`;
@@ -172,6 +201,7 @@ export async function checkPodVolumes(ctx: Pick<Context, 'config'>, spec: PodSpe
     const p: PlannedVolume = { vol, field };
     if ('hostPath' in s) await checkHostPath(s.hostPath.path, s.hostPath.type, `${field}.hostPath.path`);
     if ('configMap' in s || 'secret' in s) p.files = await projectFiles(vol, field, lookup, spec.namespace);
+    if ('downwardAPI' in s) p.files = downwardFiles(vol, field, spec, facts);
     if ('persistentVolumeClaim' in s) {
       const dir = stores.volumes.dataDir(s.persistentVolumeClaim.claimName);
       const st = await statOrUndefined(path.dirname(dir));
@@ -182,7 +212,6 @@ export async function checkPodVolumes(ctx: Pick<Context, 'config'>, spec: PodSpe
     planned.push(p);
   }
   // Env references are checked here too: a missing key fails the pod before anything is made.
-  const facts = podFacts({ spec, uid: spec.uid ?? '' });
   for (const [i, c] of spec.containers.entries()) {
     await resolveContainer({ pod: spec, container: c, path: `spec.containers[${i}]`, facts, lookup });
   }
@@ -226,7 +255,7 @@ export async function teardownVolumes(host: Host, pod: Pick<PodRecord, 'dir' | '
 export async function setupVolumes(ctx: Context, pod: PodRecord, rb: Rollback): Promise<void> {
   const spec = pod.spec;
   if (!spec.volumes || spec.volumes.length === 0) return;
-  const planned = await checkPodVolumes(ctx, spec); // again, under the lock: the stores may have changed
+  const planned = await checkPodVolumes(ctx, spec, pod.uid); // again, under the lock: the stores may have changed
   const stores = volumeStores(ctx);
   rb.push(`remove volumes of pod "${spec.name}"`, () => teardownVolumes(ctx.host, pod));
   for (const { vol, files } of planned) {
@@ -240,7 +269,7 @@ export async function setupVolumes(ctx: Context, pod: PodRecord, rb: Rollback): 
         await fs.mkdir(dir, { recursive: true });
         await fs.chmod(dir, 0o777); // as kubelet: every container user may write
       }
-    } else if ('configMap' in s) {
+    } else if ('configMap' in s || 'downwardAPI' in s) {
       await fs.mkdir(dir, { recursive: true, mode: 0o755 });
       await writeFiles(dir, files ?? []);
     } else if ('secret' in s) {
@@ -369,9 +398,8 @@ export async function prepareContainer(
     facts: podFacts({
       spec: pod.spec,
       uid: pod.uid,
-      ...(pod.sandbox.network?.attachments.find((a) => a.ip)
-        ? { podIP: pod.sandbox.network.attachments.find((a) => a.ip)!.ip! }
-        : {}),
+      // the sandbox's networks are attached before any container is made
+      podIPs: (pod.sandbox.network?.attachments ?? []).flatMap((a) => (a.ip ? [a.ip] : [])),
     }),
     lookup: configLookup(pod.spec, stores.configs),
     warn,
@@ -385,7 +413,7 @@ export async function prepareContainer(
     const vol = volumes.get(vm.name);
     if (!vol) throw invalidArgument(`${field}.name: no volume named ${JSON.stringify(vm.name)}`);
     const s = vol.source;
-    const projected = 'configMap' in s || 'secret' in s;
+    const projected = 'configMap' in s || 'secret' in s || 'downwardAPI' in s;
     let source = volumeHostPath(stores, pod, vol);
     if (vm.subPath !== undefined) {
       try {
@@ -418,4 +446,49 @@ export async function prepareContainer(
   // Parents before children, whatever order the YAML lists them in.
   mounts.sort((a, b) => a.destination.split('/').length - b.destination.split('/').length);
   return { spec, mounts, ...(rootfsPropagation ? { rootfsPropagation } : {}) };
+}
+
+/** One row of `inspect pod`'s volume table. */
+export interface VolumeRow {
+  name: string;
+  /** emptyDir, emptyDir (Memory), hostPath, configMap, secret, persistentVolumeClaim */
+  type: string;
+  /** the object or path it comes from (ConfigMap/Secret/claim name, hostPath path) */
+  source: string;
+  /** where it is on the host */
+  hostPath: string;
+  /** `container:/mount/path` (+ ` (ro)`, ` subPath=…`) for every mount of it */
+  mounts: string[];
+}
+
+export function describeVolumes(stores: VolumeStores, pod: Pick<PodRecord, 'dir' | 'runDir' | 'spec'>): VolumeRow[] {
+  return (pod.spec.volumes ?? []).map((vol) => {
+    const s = vol.source;
+    const [type, source] =
+      'emptyDir' in s
+        ? [s.emptyDir.medium === 'Memory' ? 'emptyDir (Memory)' : 'emptyDir', '']
+        : 'hostPath' in s
+          ? ['hostPath', s.hostPath.type ? `${s.hostPath.path} (${s.hostPath.type})` : s.hostPath.path]
+          : 'configMap' in s
+            ? ['configMap', s.configMap.name]
+            : 'secret' in s
+              ? ['secret', s.secret.secretName]
+              : 'downwardAPI' in s
+                ? ['downwardAPI', '']
+                : ['persistentVolumeClaim', s.persistentVolumeClaim.claimName];
+    const ro =
+      'configMap' in s ||
+      'secret' in s ||
+      'downwardAPI' in s ||
+      ('persistentVolumeClaim' in s && s.persistentVolumeClaim.readOnly);
+    const mounts = pod.spec.containers.flatMap((c) =>
+      (c.volumeMounts ?? [])
+        .filter((m) => m.name === vol.name)
+        .map(
+          (m) =>
+            `${c.name}:${m.mountPath}${m.readOnly || ro ? ' (ro)' : ''}${m.subPath ? ` subPath=${m.subPath}` : ''}`,
+        ),
+    );
+    return { name: vol.name, type, source, hostPath: volumeHostPath(stores, pod, vol), mounts };
+  });
 }

@@ -6,6 +6,7 @@
  */
 import type {
   ConfigObject,
+  DownwardAPIItem,
   EnvFromSource,
   EnvVarSource,
   HostPathType,
@@ -43,11 +44,10 @@ const HOST_PATH_TYPES: readonly HostPathType[] = [
   'CharDevice',
   'BlockDevice',
 ];
-const SOURCES = ['emptyDir', 'hostPath', 'configMap', 'secret', 'persistentVolumeClaim'] as const;
+const SOURCES = ['emptyDir', 'hostPath', 'configMap', 'secret', 'persistentVolumeClaim', 'downwardAPI'] as const;
 /** Volume sources of Kubernetes that nspod does not provide: refused by name. */
 const UNSUPPORTED_SOURCES = [
   'projected',
-  'downwardAPI',
   'nfs',
   'iscsi',
   'csi',
@@ -105,6 +105,15 @@ export function checkRelativePath(p: string, path: string): void {
   if (p.includes('\0')) fail(path, 'must not contain NUL');
 }
 
+/** No item path may be a directory of another (`a` and `a/b` cannot both be files). */
+function checkPathNesting(paths: string[], path: string): void {
+  paths.forEach((p, i) => {
+    const j = paths.findIndex((q) => q.startsWith(`${p}/`));
+    if (j >= 0)
+      fail(`${path}.items[${j}].path`, `${JSON.stringify(paths[j])} is inside ${JSON.stringify(p)} (items[${i}])`);
+  });
+}
+
 function optMode(m: YamlMap, key: string, path: string): number | undefined {
   return optInt(m, key, path, { min: 0, max: MAX_MODE });
 }
@@ -113,7 +122,7 @@ function readItems(r: Reader, m: YamlMap, path: string): KeyToPath[] | undefined
   const list = optList(m, 'items', path);
   if (list === undefined) return undefined;
   const seen = new Set<string>();
-  return list.map((item, i) => {
+  const items = list.map((item, i) => {
     const p = `${path}.items[${i}]`;
     const im = asMap(item, p);
     warnUnknown(r, im, ['key', 'path', 'mode'], p);
@@ -128,6 +137,11 @@ function readItems(r: Reader, m: YamlMap, path: string): KeyToPath[] | undefined
     if (mode !== undefined) out.mode = mode;
     return out;
   });
+  checkPathNesting(
+    items.map((x) => x.path),
+    path,
+  );
+  return items;
 }
 
 function readSource(r: Reader, key: (typeof SOURCES)[number], m: YamlMap, path: string): VolumeSource {
@@ -193,6 +207,10 @@ function readSource(r: Reader, key: (typeof SOURCES)[number], m: YamlMap, path: 
       const claimName = reqString(m, 'claimName', p);
       checkDnsSubdomain(claimName, `${p}.claimName`);
       return { persistentVolumeClaim: { claimName, readOnly: optBool(m, 'readOnly', p) ?? false } };
+    }
+    case 'downwardAPI': {
+      warnUnknown(r, m, ['items', 'defaultMode'], p);
+      return { downwardAPI: { items: readDownwardItems(r, m, p), defaultMode: optMode(m, 'defaultMode', p) ?? 0o644 } };
     }
   }
 }
@@ -289,20 +307,31 @@ export function readEnvSource(r: Reader, m: YamlMap, path: string): EnvVarSource
   const sm = asMap(m[kind], p);
   if (kind === 'configMapKeyRef') return { configMapKeyRef: readKeyRef(r, sm, p) };
   if (kind === 'secretKeyRef') return { secretKeyRef: readKeyRef(r, sm, p) };
-  if (kind === 'fieldRef') {
-    warnUnknown(r, sm, ['fieldPath', 'apiVersion'], p);
-    const apiVersion = optString(sm, 'apiVersion', p);
-    if (apiVersion !== undefined && apiVersion !== 'v1')
-      fail(`${p}.apiVersion`, `${JSON.stringify(apiVersion)} is not v1`);
-    const fieldPath = reqString(sm, 'fieldPath', p);
-    if (!FIELD_PATHS.includes(fieldPath) && !parseMetaFieldPath(fieldPath)) {
-      fail(
-        `${p}.fieldPath`,
-        `${JSON.stringify(fieldPath)} is not supported (expected ${FIELD_PATHS.join(', ')}, metadata.labels['…'] or metadata.annotations['…'])`,
-      );
-    }
-    return { fieldRef: { fieldPath } };
+  if (kind === 'fieldRef') return { fieldRef: readFieldRef(r, sm, p, FIELD_PATHS) };
+  return { resourceFieldRef: readResourceFieldRef(r, sm, p) };
+}
+
+/** Reads a fieldRef whose fieldPath is one of `allowed` or a single label/annotation. */
+function readFieldRef(r: Reader, sm: YamlMap, p: string, allowed: readonly string[]): { fieldPath: string } {
+  warnUnknown(r, sm, ['fieldPath', 'apiVersion'], p);
+  const apiVersion = optString(sm, 'apiVersion', p);
+  if (apiVersion !== undefined && apiVersion !== 'v1')
+    fail(`${p}.apiVersion`, `${JSON.stringify(apiVersion)} is not v1`);
+  const fieldPath = reqString(sm, 'fieldPath', p);
+  if (!allowed.includes(fieldPath) && !parseMetaFieldPath(fieldPath)) {
+    fail(
+      `${p}.fieldPath`,
+      `${JSON.stringify(fieldPath)} is not supported (expected ${allowed.join(', ')}, metadata.labels['…'] or metadata.annotations['…'])`,
+    );
   }
+  return { fieldPath };
+}
+
+function readResourceFieldRef(
+  r: Reader,
+  sm: YamlMap,
+  p: string,
+): { containerName?: string; resource: string; divisor: number } {
   warnUnknown(r, sm, ['containerName', 'resource', 'divisor'], p);
   const resource = reqString(sm, 'resource', p);
   if (!RESOURCE_FIELDS.includes(resource)) {
@@ -318,7 +347,48 @@ export function readEnvSource(r: Reader, m: YamlMap, path: string): EnvVarSource
     if (!(divisor > 0)) fail(`${p}.divisor`, 'must be greater than zero');
   } else if (resource.endsWith('.cpu')) divisor = 1000;
   const containerName = optString(sm, 'containerName', p);
-  return { resourceFieldRef: { ...(containerName ? { containerName } : {}), resource, divisor } };
+  return { ...(containerName ? { containerName } : {}), resource, divisor };
+}
+
+/** fieldRef paths a downwardAPI volume may project (whole label and annotation maps too; no IPs). */
+const DOWNWARD_FIELDS = [
+  'metadata.name',
+  'metadata.namespace',
+  'metadata.uid',
+  'metadata.labels',
+  'metadata.annotations',
+];
+
+function readDownwardItems(r: Reader, m: YamlMap, path: string): DownwardAPIItem[] {
+  const seen = new Set<string>();
+  const items = (optList(m, 'items', path) ?? []).map((item, i) => {
+    const p = `${path}.items[${i}]`;
+    const im = asMap(item, p);
+    warnUnknown(r, im, ['path', 'fieldRef', 'resourceFieldRef', 'mode'], p);
+    const rel = reqString(im, 'path', p);
+    checkRelativePath(rel, `${p}.path`);
+    if (seen.has(rel)) fail(`${p}.path`, `duplicate path ${JSON.stringify(rel)}`);
+    seen.add(rel);
+    const fm = optMap(im, 'fieldRef', p);
+    const rm = optMap(im, 'resourceFieldRef', p);
+    if (fm && rm) fail(`${p}.resourceFieldRef`, 'may not be specified together with fieldRef');
+    if (!fm && !rm) fail(p, 'one of fieldRef or resourceFieldRef is required');
+    const out: DownwardAPIItem = { path: rel };
+    if (fm) out.fieldRef = readFieldRef(r, fm, `${p}.fieldRef`, DOWNWARD_FIELDS);
+    if (rm) {
+      const ref = readResourceFieldRef(r, rm, `${p}.resourceFieldRef`);
+      if (ref.containerName === undefined) fail(`${p}.resourceFieldRef.containerName`, 'required in a volume');
+      out.resourceFieldRef = { ...ref, containerName: ref.containerName };
+    }
+    const mode = optMode(im, 'mode', p);
+    if (mode !== undefined) out.mode = mode;
+    return out;
+  });
+  checkPathNesting(
+    items.map((x) => x.path),
+    path,
+  );
+  return items;
 }
 
 /** Reads a container's `envFrom`. */
@@ -346,6 +416,18 @@ export function readEnvFrom(r: Reader, list: unknown[], path: string): EnvFromSo
 export function checkPodReferences(pod: PodSpec): void {
   const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
   const containers = new Set(pod.containers.map((c) => c.name));
+  (pod.volumes ?? []).forEach((v, i) => {
+    if (!('downwardAPI' in v.source)) return;
+    v.source.downwardAPI.items.forEach((it, j) => {
+      const name = it.resourceFieldRef?.containerName;
+      if (name !== undefined && !containers.has(name)) {
+        fail(
+          `spec.volumes[${i}].downwardAPI.items[${j}].resourceFieldRef.containerName`,
+          `no container named ${JSON.stringify(name)} in the pod`,
+        );
+      }
+    });
+  });
   pod.containers.forEach((c, i) => {
     (c.volumeMounts ?? []).forEach((vm, j) => {
       const p = `spec.containers[${i}].volumeMounts[${j}]`;

@@ -81,7 +81,16 @@ export type VolumeSource =
   | { hostPath: { path: string; type: HostPathType } }
   | { configMap: { name: string; items?: KeyToPath[]; defaultMode: number; optional: boolean } }
   | { secret: { secretName: string; items?: KeyToPath[]; defaultMode: number; optional: boolean } }
-  | { persistentVolumeClaim: { claimName: string; readOnly: boolean } };
+  | { persistentVolumeClaim: { claimName: string; readOnly: boolean } }
+  | { downwardAPI: { items: DownwardAPIItem[]; defaultMode: number } };
+
+/** A file of a downwardAPI volume: one pod field or container resource. */
+export interface DownwardAPIItem {
+  path: string;
+  fieldRef?: { fieldPath: string };
+  resourceFieldRef?: { containerName: string; resource: string; divisor: number };
+  mode?: number;
+}
 
 export interface VolumeSpec {
   name: string;

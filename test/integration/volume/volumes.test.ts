@@ -51,12 +51,28 @@ function environ(pid: number): Record<string, string> {
   return out;
 }
 
+/** ppid from /proc/<pid>/stat (after the command name, which may hold spaces). */
+function ppid(pid: number): number | undefined {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The container's first process: the one in its cgroup whose parent (conmon) is outside it. */
 async function containerPid(sb: Sandbox, name: string): Promise<number> {
   return waitFor(
     `container ${name} running`,
     () => {
       const dir = podCgroupDirs(sb)[0];
-      return dir ? cgroupPids(path.join(dir, name))[0] : undefined;
+      if (!dir) return undefined;
+      const pids = cgroupPids(path.join(dir, name));
+      return pids.find((p) => {
+        const pp = ppid(p);
+        return pp !== undefined && !pids.includes(pp);
+      });
     },
     30_000,
   );
@@ -119,6 +135,12 @@ spec:
       configMap: { name: cfg, defaultMode: 0640, items: [{ key: greeting, path: msg/greeting.txt }, { key: app.conf, path: app.conf, mode: 0600 }, { key: blob, path: blob }] }
     - name: creds
       secret: { secretName: creds, defaultMode: 0400 }
+    - name: info
+      downwardAPI:
+        items:
+          - { path: labels, fieldRef: { fieldPath: metadata.labels } }
+          - { path: name, fieldRef: { fieldPath: metadata.name }, mode: 0400 }
+          - { path: mem, resourceFieldRef: { containerName: writer, resource: limits.memory, divisor: 1Mi } }
   containers:
     - name: writer
       image: localhost/busybox:latest
@@ -147,6 +169,7 @@ spec:
         - { name: cfg, mountPath: /etc/cfg }
         - { name: creds, mountPath: /etc/creds }
         - { name: cfg, mountPath: /etc/app.conf, subPath: app.conf }
+        - { name: info, mountPath: /etc/podinfo }
     - name: reader
       image: localhost/busybox:latest
       command: ['sh', '-c', 'until [ -s /in/msg ]; do sleep 0.1; done; cat /in/msg > /tmp/got; ${LOOP}']
@@ -199,6 +222,12 @@ spec:
       assert.equal(await fs.readFile(`${root}/etc/creds/password`, 'utf8'), 's3cret');
       assert.equal(await fs.readFile(`${root}/etc/creds/user`, 'utf8'), 'admin');
       assert.equal(await mode(`${root}/etc/creds/password`), 0o400);
+      // downwardAPI: the pod's fields and the container's limit as files
+      assert.equal(await fs.readFile(`${root}/etc/podinfo/labels`, 'utf8'), 'app="web"');
+      assert.equal(await fs.readFile(`${root}/etc/podinfo/name`, 'utf8'), 'vols');
+      assert.equal(await mode(`${root}/etc/podinfo/name`), 0o400);
+      assert.equal(await fs.readFile(`${root}/etc/podinfo/mem`, 'utf8'), '64');
+      assert.ok(mountIn(writer, '/etc/podinfo')?.options.includes('ro'));
       // the stored secret and ConfigMap are root-only on disk
       assert.equal(await mode(path.join(sb.root, 'config', 'default', 'configmaps')), 0o700);
 

@@ -71,6 +71,7 @@ spec:
         - { name: SA, valueFrom: { fieldRef: { fieldPath: spec.serviceAccountName } } }
         - { name: NODE, valueFrom: { fieldRef: { fieldPath: spec.nodeName } } }
         - { name: IP, valueFrom: { fieldRef: { fieldPath: status.podIP } } }
+        - { name: IPS, valueFrom: { fieldRef: { fieldPath: status.podIPs } } }
         - { name: HOSTIP, valueFrom: { fieldRef: { fieldPath: status.hostIP } } }
         - { name: CPU, valueFrom: { resourceFieldRef: { resource: limits.cpu } } }
         - { name: CPUM, valueFrom: { resourceFieldRef: { resource: limits.cpu, divisor: 1m } } }
@@ -90,7 +91,8 @@ spec:
     labels: pod.labels,
     annotations: pod.annotations,
     serviceAccountName: 'robot',
-    podIP: '',
+    podIP: '10.88.0.5',
+    podIPs: '10.88.0.5,fd00::5',
     nodeName: 'node1',
     hostIP: '192.0.2.1',
   };
@@ -113,7 +115,8 @@ spec:
       NOTE: 'hi',
       SA: 'robot',
       NODE: 'node1',
-      IP: '',
+      IP: '10.88.0.5',
+      IPS: '10.88.0.5,fd00::5',
       HOSTIP: '192.0.2.1',
       CPU: '2',
       CPUM: '1500',

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { resolveSubPath } from '../../../src/pod/volumes.js';
+import { describeVolumes, resolveSubPath, volumeStores } from '../../../src/pod/volumes.js';
+import { parsePodYaml } from '../../../src/spec/index.js';
+import { loadConfig } from '../../../src/config/index.js';
 
 describe('resolveSubPath', () => {
   let dir: string;
@@ -40,5 +42,41 @@ describe('resolveSubPath', () => {
       await assert.rejects(resolveSubPath(root, sub, true), /leave/, sub);
     }
     assert.deepEqual(await fs.readdir(path.join(dir, 'outside')), [], 'nothing made outside');
+  });
+});
+
+describe('describeVolumes', () => {
+  it('names each volume, its source, host path and mounts', () => {
+    const { pods } = parsePodYaml(`apiVersion: v1
+kind: Pod
+metadata: { name: p }
+spec:
+  volumes:
+    - { name: m, emptyDir: { medium: Memory } }
+    - { name: h, hostPath: { path: /srv, type: Directory } }
+    - { name: s, secret: { secretName: sec } }
+    - { name: c, persistentVolumeClaim: { claimName: data } }
+  containers:
+    - name: a
+      image: busybox
+      volumeMounts: [{ name: m, mountPath: /m }, { name: s, mountPath: /s }, { name: h, mountPath: /h, readOnly: true, subPath: x }]
+    - name: b
+      image: busybox
+      volumeMounts: [{ name: m, mountPath: /mm }]
+`);
+    const stores = volumeStores({ config: loadConfig({ root: '/r', runRoot: '/run/x' }) });
+    const rows = describeVolumes(stores, { dir: '/r/pods/1', runDir: '/run/x/pods/1', spec: pods[0]! });
+    assert.deepEqual(rows, [
+      {
+        name: 'm',
+        type: 'emptyDir (Memory)',
+        source: '',
+        hostPath: '/run/x/pods/1/volumes/empty-dir/m',
+        mounts: ['a:/m', 'b:/mm'],
+      },
+      { name: 'h', type: 'hostPath', source: '/srv (Directory)', hostPath: '/srv', mounts: ['a:/h (ro) subPath=x'] },
+      { name: 's', type: 'secret', source: 'sec', hostPath: '/run/x/pods/1/volumes/secret/s', mounts: ['a:/s (ro)'] },
+      { name: 'c', type: 'persistentVolumeClaim', source: 'data', hostPath: '/r/volumes/data/_data', mounts: [] },
+    ]);
   });
 });

@@ -130,11 +130,61 @@ ${ctr(`      volumeMounts:
         /emptyDir\.medium: "Disk" is not "" or Memory/,
       ],
       [
+        `  volumes: [{ name: v, configMap: { name: c, items: [{ key: k, path: a }, { key: l, path: a/b }] } }]\n${ctr()}`,
+        /^spec\.volumes\[0\]\.configMap\.items\[1\]\.path: "a\/b" is inside "a" \(items\[0\]\)/,
+      ],
+      [
         `  volumes: [{ name: v, emptyDir: {} }]\n${ctr('      volumeMounts: [{ name: v, mountPath: /x, mountPropagation: Bidirectional }]')}`,
         /mountPropagation: Bidirectional is only allowed in privileged containers/,
       ],
     ];
     for (const [body, re] of cases) assert.match(errorOf(head + body), re, body);
+  });
+});
+
+describe('downwardAPI volumes', () => {
+  it('reads fieldRef and resourceFieldRef items', () => {
+    const { pods } = parse(`  volumes:
+    - name: info
+      downwardAPI:
+        defaultMode: 0440
+        items:
+          - { path: labels, fieldRef: { fieldPath: metadata.labels } }
+          - { path: app, fieldRef: { fieldPath: "metadata.labels['app']" }, mode: 0400 }
+          - { path: cpu, resourceFieldRef: { containerName: app, resource: limits.cpu, divisor: 1m } }
+${ctr()}`);
+    assert.deepEqual(pods[0]!.volumes![0]!.source, {
+      downwardAPI: {
+        defaultMode: 0o440,
+        items: [
+          { path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } },
+          { path: 'app', fieldRef: { fieldPath: "metadata.labels['app']" }, mode: 0o400 },
+          { path: 'cpu', resourceFieldRef: { containerName: 'app', resource: 'limits.cpu', divisor: 1 } },
+        ],
+      },
+    });
+  });
+
+  it('refuses what a volume cannot project, naming the field', () => {
+    const cases: Array<[string, RegExp]> = [
+      [
+        '{ path: ip, fieldRef: { fieldPath: status.podIP } }',
+        /items\[0\]\.fieldRef\.fieldPath: "status.podIP" is not supported/,
+      ],
+      [
+        '{ path: c, resourceFieldRef: { resource: limits.cpu } }',
+        /items\[0\]\.resourceFieldRef\.containerName: required in a volume/,
+      ],
+      [
+        '{ path: c, resourceFieldRef: { containerName: x, resource: limits.cpu } }',
+        /^spec\.volumes\[0\]\.downwardAPI\.items\[0\]\.resourceFieldRef\.containerName: no container named "x"/,
+      ],
+      ['{ path: ../c, fieldRef: { fieldPath: metadata.name } }', /items\[0\]\.path: "..\/c" must not contain '..'/],
+      ['{ path: c }', /items\[0\]: one of fieldRef or resourceFieldRef is required/],
+    ];
+    for (const [item, re] of cases) {
+      assert.match(errorOf(`${head}  volumes: [{ name: v, downwardAPI: { items: [${item}] } }]\n${ctr()}`), re, item);
+    }
   });
 });
 
