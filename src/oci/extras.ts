@@ -28,6 +28,42 @@ export function splitDev(rdev: bigint): { major: number; minor: number } {
   return { major, minor };
 }
 
+/** Directories of /dev whose nodes are never handed to a container (as other runtimes do). */
+const SKIP_DEV_DIRS = new Set(['pts', 'shm', 'fd', 'mqueue', 'hugepages', '.lxc', '.lxd-mounts', '.udev']);
+
+/** Every character and block device under /dev (not symlinks), for privileged containers. */
+export async function hostDeviceNodes(dir = '/dev'): Promise<OciLinuxDevice[]> {
+  const out: OciLinuxDevice[] = [];
+  let entries;
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory()) {
+      if (!SKIP_DEV_DIRS.has(e.name)) out.push(...(await hostDeviceNodes(p)));
+      continue;
+    }
+    if (!e.isCharacterDevice() && !e.isBlockDevice()) continue;
+    if (p === '/dev/console') continue;
+    const st = await fs.lstat(p, { bigint: true }).catch(() => undefined);
+    if (!st) continue;
+    const { major, minor } = splitDev(st.rdev);
+    out.push({
+      path: p,
+      type: e.isCharacterDevice() ? 'c' : 'b',
+      major,
+      minor,
+      fileMode: Number(st.mode & 0o777n),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+    });
+  }
+  return out;
+}
+
 export async function prepareExtras(x: ContainerExtras | undefined): Promise<PreparedExtras | undefined> {
   if (!x) return undefined;
   const mounts: HostMount[] = [];
@@ -65,6 +101,10 @@ export async function prepareExtras(x: ContainerExtras | undefined): Promise<Pre
       gid: Number(st.gid),
     });
     deviceRules.push({ allow: true, type, major, minor, access: perms });
+  }
+  if (x.hostDevices) {
+    const asked = new Set(devices.map((d) => d.path));
+    devices.push(...(await hostDeviceNodes()).filter((d) => !asked.has(d.path)));
   }
   let seccomp: OciSeccomp | undefined;
   if (x.seccomp?.type === 'RuntimeDefault') seccomp = runtimeDefaultSeccomp();

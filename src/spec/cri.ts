@@ -225,6 +225,8 @@ export function containerSpecFromCri(c: CriContainerConfig | null | undefined, p
     permissions: d.permissions ?? 'rwm',
   }));
   if (devices.length > 0) extras.devices = devices;
+  // privileged: every host device, as the CRI definition asks
+  if (sc?.privileged) extras.hostDevices = true;
 
   const nsOpt = sc?.namespace_options ?? undefined;
   let pidNamespace: ContainerSpec['pidNamespace'];

@@ -40,6 +40,8 @@ export interface RawResources {
 export interface ContainerExtras {
   mounts?: HostMount[];
   devices?: DeviceMapping[];
+  /** every device node of the host's /dev (CRI privileged containers) */
+  hostDevices?: boolean;
   /** an image-style user (`name`, `uid`, `name:gid` …) that replaces the image's User */
   user?: string;
   supplementalGroups?: number[];

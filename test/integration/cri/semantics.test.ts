@@ -8,7 +8,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { cgroupMounts, memoryHierarchy, nsInode, pureV2, waitFor } from '../helpers.js';
 import { codeOf, grpc, sandboxConfig, startCri } from './client.js';
@@ -231,6 +231,18 @@ describe('CRI semantics kubelet relies on', () => {
         assert.equal(statusField(named.pid, 'Uid').split(/\s+/)[0], '65534');
         const st = await f.client.rs('ContainerStatus', { container_id: named.id });
         assert.equal(st.status.user.linux.uid, '65534');
+        const priv = await run(p, { metadata: { name: 'priv' }, linux: { security_context: { privileged: true } } });
+        // a host device no container gets by default: the first block device, else /dev/kmsg
+        const hostDev =
+          readdirSync('/dev', { withFileTypes: true })
+            .filter((e) => e.isBlockDevice())
+            .map((e) => `/dev/${e.name}`)[0] ?? '/dev/kmsg';
+        assert.equal(
+          (await exec(priv.id, `test -e ${hostDev} && echo yes`)).out.trim(),
+          'yes',
+          `privileged: ${hostDev}`,
+        );
+        assert.notEqual((await exec(named.id, `test -e ${hostDev}`)).code, 0, `not privileged: no ${hostDev}`);
         const unconfined = await run(p, {
           metadata: { name: 'unconfined' },
           linux: { security_context: { seccomp: { profile_type: 'Unconfined' } } },
