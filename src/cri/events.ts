@@ -29,7 +29,12 @@ export function openEventHub(rt: Runtime, pollMs = 1000): EventHub {
   let running = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let busy = false;
+  // the last event of each container: the watcher and a Stop call may both see one exit
+  const last = new Map<string, ContainerEventType>();
   const publish = (containerId: string, podId: string, type: ContainerEventType): void => {
+    if (last.get(containerId) === type) return;
+    if (type === 'CONTAINER_DELETED_EVENT') last.delete(containerId);
+    else last.set(containerId, type);
     if (type === 'CONTAINER_STOPPED_EVENT' || type === 'CONTAINER_DELETED_EVENT') running.delete(containerId);
     em.emit('event', { containerId, podId, type, at: (BigInt(Date.now()) * 1_000_000n).toString() });
   };

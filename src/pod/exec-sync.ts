@@ -87,18 +87,19 @@ export async function execSync(ctx: Context, rec: ContainerRecord, o: ExecSyncOp
       child.stderr.on('data', (b: Buffer) => err.push(b));
       let timedOut = false;
       let timer: NodeJS.Timeout | undefined;
+      // The exec'd process and everything it started (its pid is in the pid file once runc made it).
+      const killStarted = async (): Promise<void> => {
+        const pid = Number((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim());
+        if (pid > 0) {
+          const kids = await descendants(pid);
+          killQuiet(pid);
+          for (const k of kids) killQuiet(k);
+        }
+      };
       if (o.timeoutMs && o.timeoutMs > 0) {
         timer = setTimeout(() => {
           timedOut = true;
-          void (async () => {
-            const pid = Number((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim());
-            if (pid > 0) {
-              const kids = await descendants(pid);
-              killQuiet(pid);
-              for (const k of kids) killQuiet(k);
-            }
-            child.kill('SIGKILL');
-          })();
+          void killStarted().then(() => child.kill('SIGKILL'));
         }, o.timeoutMs);
       }
       child.on('error', (e) => {
@@ -107,12 +108,16 @@ export async function execSync(ctx: Context, rec: ContainerRecord, o: ExecSyncOp
       });
       child.on('close', (code, signal) => {
         if (timer) clearTimeout(timer);
-        resolve({
-          stdout: out.buffer,
-          stderr: err.buffer,
-          exitCode: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15),
-          timedOut,
-        });
+        const done = (): void =>
+          resolve({
+            stdout: out.buffer,
+            stderr: err.buffer,
+            exitCode: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15),
+            timedOut,
+          });
+        // a process runc made just as it was killed: its pid file is there now
+        if (timedOut) void killStarted().then(done, done);
+        else done();
       });
     });
   } finally {

@@ -133,7 +133,7 @@ describe('CRI: a pod sandbox with two containers, end to end', () => {
     // a timeout kills the command and what it started
     const pidNs = nsInode(pids.app!, 'pid');
     const timedOut = await codeOf(
-      c.rs('ExecSync', { container_id: ids.app, cmd: ['sh', '-c', 'sleep 3001 & sleep 3002'], timeout: 1 }),
+      c.rs('ExecSync', { container_id: ids.app, cmd: ['sh', '-c', 'sleep 3001 & sleep 3002'], timeout: 2 }),
     );
     assert.equal(timedOut.code, grpc.status.DEADLINE_EXCEEDED, timedOut.details);
     await waitFor(
