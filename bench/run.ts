@@ -4,6 +4,7 @@
  *   pod       examples/pod.yaml up and teardown (nspod play vs podman kube play)
  *   network   CNI ADD/DEL, 20 pods started at once
  *   volumes   examples/volumes.yaml up and teardown (nspod play vs podman kube play)
+ *   registry  pull of a ~180 MiB image from docker-registry on loopback, cold and warm (vs podman pull)
  *   cri       CRI v1 through nspod cri serve: per-call latencies, 50 pods at once, daemon RSS
  */
 import os from 'node:os';
@@ -11,12 +12,14 @@ import { RUNS } from './common.js';
 import { podSection } from './pod.js';
 import { networkSection } from './network.js';
 import { volumesSection } from './volumes.js';
+import { registrySection } from './registry.js';
 import { criSection } from './cri.js';
 
 const sections: Record<string, () => void | Promise<void>> = {
   pod: podSection,
   network: networkSection,
   volumes: volumesSection,
+  registry: registrySection,
   cri: criSection,
 };
 

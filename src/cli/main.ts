@@ -13,6 +13,7 @@ import type { ErrorCode } from '../errors/index.js';
 import { projectDir } from '../config/index.js';
 import { registerPodCommands } from './pods.js';
 import { registerImageCommands } from './images.js';
+import { registerRegistryCommands } from './registry.js';
 import { registerNetworkCommands } from './network.js';
 import { registerVolumeCommands } from './volumes.js';
 import { registerCriCommands } from './cri.js';
@@ -64,6 +65,7 @@ export function buildProgram(): Command {
   };
   registerPodCommands(program, open);
   registerImageCommands(program, open);
+  registerRegistryCommands(program, open);
   registerNetworkCommands(program, open);
   registerVolumeCommands(program, open);
   registerCriCommands(program, open);

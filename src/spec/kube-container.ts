@@ -34,6 +34,7 @@ const CONTAINER_FIELDS = [
   'securityContext',
   'tty',
   'stdin',
+  'imagePullPolicy',
   'volumeMounts',
   'envFrom',
 ] as const;
@@ -203,6 +204,12 @@ export function readContainer(r: Reader, item: unknown, path: string): Container
   c.securityContext = readSecurity(r, optMap(m, 'securityContext', path), `${path}.securityContext`);
   c.tty = optBool(m, 'tty', path) ?? false;
   c.stdin = optBool(m, 'stdin', path) ?? false;
+  const policy = optString(m, 'imagePullPolicy', path);
+  if (policy !== undefined) {
+    if (policy !== 'Always' && policy !== 'IfNotPresent' && policy !== 'Never')
+      fail(`${path}.imagePullPolicy`, `${JSON.stringify(policy)} must be Always, IfNotPresent or Never`);
+    c.imagePullPolicy = policy;
+  }
   const mounts = optList(m, 'volumeMounts', path);
   if (mounts !== undefined) c.volumeMounts = readVolumeMounts(r, mounts, `${path}.volumeMounts`);
   const envFrom = optList(m, 'envFrom', path);

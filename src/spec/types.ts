@@ -141,6 +141,8 @@ export interface ContainerSpec {
   securityContext: SecurityContext;
   tty: boolean;
   stdin: boolean;
+  /** when to pull the image; unset = IfNotPresent (nspod's default, whatever the tag) */
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** pod volumes mounted into this container */
   volumeMounts?: VolumeMount[];
   /** variables taken from every key of ConfigMaps/Secrets (before `env`, which wins) */
