@@ -10,7 +10,9 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Runtime } from '../pod/index.js';
 import { ensureBusyboxImage, parseReference, BUSYBOX_IMAGE } from '../image/index.js';
 import type { ImageInfo } from '../image/index.js';
-import { invalidArgument, isNspodError, unavailable } from '../errors/index.js';
+import { randomBytes } from 'node:crypto';
+import { invalidArgument, isNspodError } from '../errors/index.js';
+import { decodeAuth } from '../image/registry/config.js';
 import { nowNs } from './convert.js';
 import { serverStream, unary } from './status.js';
 
@@ -55,25 +57,52 @@ export async function criImage(rt: Runtime, info: ImageInfo): Promise<Record<str
   };
 }
 
+export interface CriAuthConfig {
+  username?: string;
+  password?: string;
+  auth?: string;
+  server_address?: string;
+  identity_token?: string;
+  registry_token?: string;
+}
+
 /**
- * PullImage: makes `ref` present in the local store and returns its id. Registry pulls are not
- * available in this build: an image that is not in the store (nor nspod's built-in busybox) is
- * reported as UNAVAILABLE. One function, so the registry client (and the request's AuthConfig)
- * can be wired in here.
+ * PullImage: pulls `ref` from its registry with nspod's registry client (the built-in busybox is
+ * made locally instead). The request's AuthConfig (username/password or `auth`) is used for this
+ * pull only, through a private auth file that is removed afterwards; without one, nspod's auth
+ * file and docker's are used as for `nspod pull`. Identity and registry tokens are refused.
  */
-export async function pullImage(rt: Runtime, ref: string): Promise<ImageInfo> {
-  const found = await findImage(rt, ref);
-  if (found) return found;
-  let full: string | undefined;
+export async function pullImage(rt: Runtime, ref: string, auth?: CriAuthConfig | null): Promise<ImageInfo> {
+  let parsed;
   try {
-    full = parseReference(ref).full;
+    parsed = parseReference(ref);
   } catch (e) {
     throw invalidArgument(`image.image: ${(e as Error).message}`, e);
   }
-  if (full === BUSYBOX_IMAGE || full === 'docker.io/library/busybox:latest') return ensureBusyboxImage(rt.images);
-  throw unavailable(
-    `image "${full}" is not in the local store and registry pull is not available in this nspod (load it with nspod load)`,
-  );
+  if (parsed.full === BUSYBOX_IMAGE) return ensureBusyboxImage(rt.images);
+  if (auth?.identity_token || auth?.registry_token)
+    throw invalidArgument('auth: identity_token and registry_token are not supported; give username and password');
+  const creds = auth
+    ? decodeAuth({
+        ...(auth.auth ? { auth: auth.auth } : {}),
+        ...(auth.username ? { username: auth.username, password: auth.password ?? '' } : {}),
+      })
+    : undefined;
+  const { pullImage: pull, saveCredentials } = await import('../image/registry/index.js');
+  let authFile: string | undefined;
+  if (creds) {
+    const dir = path.join(rt.config.runRoot, 'cri', 'auth');
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    authFile = path.join(dir, `${randomBytes(8).toString('hex')}.json`);
+    await saveCredentials(authFile, parsed.domain, creds);
+  }
+  try {
+    // an auth file of our own only: NSPOD_AUTH_FILE keeps docker's config out of it
+    const env = authFile ? { ...process.env, NSPOD_AUTH_FILE: authFile } : process.env;
+    return (await pull(rt.images, parsed.full, { ...(authFile ? { authFile } : {}), env })).image;
+  } finally {
+    if (authFile) await fs.rm(authFile, { force: true });
+  }
 }
 
 /** Bytes and inodes under a directory (hard links counted once). */
@@ -146,13 +175,10 @@ export function makeImageService(rt: Runtime): grpc.UntypedServiceImplementation
       return { image: await criImage(rt, info), info: out };
     }),
 
-    PullImage: unary(
-      'PullImage',
-      async (req: { image?: ImageSpecMsg | null; auth?: { username?: string; password?: string } | null }) => {
-        const info = await pullImage(rt, refOf(req.image, 'image'));
-        return { image_ref: info.id };
-      },
-    ),
+    PullImage: unary('PullImage', async (req: { image?: ImageSpecMsg | null; auth?: CriAuthConfig | null }) => {
+      const info = await pullImage(rt, refOf(req.image, 'image'), req.auth);
+      return { image_ref: info.id };
+    }),
 
     RemoveImage: unary('RemoveImage', async (req: { image?: ImageSpecMsg | null }) => {
       const info = await findImage(rt, refOf(req.image, 'image'));

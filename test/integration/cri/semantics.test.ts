@@ -407,8 +407,8 @@ describe('CRI semantics kubelet relies on', () => {
     }
     const none = await c.is('ImageStatus', { image: { image: 'localhost/nothing:here' } });
     assert.equal(none.image, null);
-    const pull = await codeOf(c.is('PullImage', { image: { image: 'registry.invalid/nothing:1' } }));
-    assert.equal(pull.code, grpc.status.UNAVAILABLE);
+    const pull = await codeOf(c.is('PullImage', { image: { image: 'not a reference' } }));
+    assert.equal(pull.code, grpc.status.INVALID_ARGUMENT);
     const listed = await c.is('ListImages', { filter: { image: { image: digest } } });
     assert.deepEqual(
       listed.images.map((i: Msg) => i.id),
