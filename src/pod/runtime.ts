@@ -567,8 +567,9 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
 
     /** Changes a container's cgroup limits (written now if it runs) and records them. */
     async updateContainerResources(ref: string, r: RawResources): Promise<ContainerRecord> {
-      return state.withLock(async () => {
-        const { pod, rec } = await findContainer(ref);
+      const found = await findContainer(ref);
+      return withPod(found.pod.id, async () => {
+        const { pod, rec } = await findContainer(found.rec.id);
         const st = await containerStatus(rec, pod);
         return updateResources(ctx, rec, r, st.state === 'running' || st.state === 'created');
       });
