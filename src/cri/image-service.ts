@@ -79,7 +79,11 @@ export async function pullImage(rt: Runtime, ref: string, auth?: CriAuthConfig |
   } catch (e) {
     throw invalidArgument(`image.image: ${(e as Error).message}`, e);
   }
-  if (parsed.full === BUSYBOX_IMAGE) return ensureBusyboxImage(rt.images);
+  // `busybox` is nspod's own (made from busybox-static), as for `nspod play`
+  if (parsed.full === BUSYBOX_IMAGE || ref === 'busybox' || ref === 'busybox:latest') {
+    await ensureBusyboxImage(rt.images);
+    return rt.images.resolve(BUSYBOX_IMAGE);
+  }
   if (auth?.identity_token || auth?.registry_token)
     throw invalidArgument('auth: identity_token and registry_token are not supported; give username and password');
   const creds = auth
