@@ -7,6 +7,7 @@
  *   registry  pull of a ~180 MiB image from docker-registry on loopback, cold and warm (vs podman pull)
  *   supervisor  death to restart, daemon CPU with probed pods, daemon RSS (no peer: podman has no
  *             probes without systemd)
+ *   cri       CRI v1 through nspod cri serve: per-call latencies, 50 pods at once, daemon RSS
  */
 import os from 'node:os';
 import { RUNS } from './common.js';
@@ -15,6 +16,7 @@ import { networkSection } from './network.js';
 import { volumesSection } from './volumes.js';
 import { registrySection } from './registry.js';
 import { supervisorSection } from './supervisor.js';
+import { criSection } from './cri.js';
 
 const sections: Record<string, () => void | Promise<void>> = {
   pod: podSection,
@@ -22,6 +24,7 @@ const sections: Record<string, () => void | Promise<void>> = {
   volumes: volumesSection,
   registry: registrySection,
   supervisor: supervisorSection,
+  cri: criSection,
 };
 
 const asked = process.argv.slice(2);

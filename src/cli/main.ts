@@ -17,6 +17,7 @@ import { registerRegistryCommands } from './registry.js';
 import { registerSupervisorCommands } from './supervisor.js';
 import { registerNetworkCommands } from './network.js';
 import { registerVolumeCommands } from './volumes.js';
+import { registerCriCommands } from './cri.js';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
   INTERNAL: 1,
@@ -69,6 +70,7 @@ export function buildProgram(): Command {
   registerSupervisorCommands(program, open);
   registerNetworkCommands(program, open);
   registerVolumeCommands(program, open);
+  registerCriCommands(program, open);
   program
     .command('version')
     .description('print the versions of nspod and of the components it drives')

@@ -82,14 +82,10 @@ export async function playWithInit(
   spec: PodSpec,
   o: { replace: boolean; supervise: boolean },
 ): Promise<PodView> {
-  for (const [i, c] of [...(spec.initContainers ?? []), ...spec.containers].entries()) {
-    try {
-      await rt.images.resolve(c.image);
-    } catch (e) {
-      if (!isNspodError(e, 'NOT_FOUND') || /(^|\/)busybox(:latest)?$/.test(c.image)) continue;
-      throw notFound(`image "${c.image}" of container ${i} ("${c.name}") is not in the local store`, e);
-    }
-  }
+  // Images first (pulled per imagePullPolicy): a missing one fails the pod before anything is made.
+  const all = [...(spec.initContainers ?? []).map((c, i) => ({ c, f: `spec.initContainers[${i}]` }))];
+  all.push(...spec.containers.map((c, i) => ({ c, f: `spec.containers[${i}]` })));
+  for (const { c, f } of all) await rt.ensureImage(c.image, `${f}.image`, c.imagePullPolicy);
   if (o.replace) {
     await rt.removePod(spec.name, { force: true, namespace: spec.namespace }).catch((e: unknown) => {
       if (!isNspodError(e, 'NOT_FOUND')) throw e;
@@ -234,10 +230,18 @@ function eventRow(e: PodEvent): string[] {
 export function registerSupervisorCommands(program: Command, open: Open): void {
   program
     .command('serve')
-    .description('run the supervisor daemon in the foreground (restarts, probes, init containers, events)')
-    .addHelpText('after', '\nExamples:\n  $ nspod serve\n  $ NSPOD_BACKOFF_BASE_MS=1000 nspod serve\n')
-    .action(async () => {
-      await runServe(await open());
+    .description(
+      'run the nspod daemon in the foreground: the supervisor (restarts, probes, init containers, events) and the CRI v1 server',
+    )
+    .option('--no-cri', 'do not serve CRI (supervisor only)')
+    .option('--socket <path>', 'CRI unix socket (default <run-root>/nspod.sock, i.e. /run/nspod/nspod.sock)')
+    .option('--stream-addr <host:port>', 'CRI streaming server for exec/attach/port-forward (default 127.0.0.1:0)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ nspod serve\n  $ nspod serve --no-cri\n  $ NSPOD_BACKOFF_BASE_MS=1000 nspod serve\n',
+    )
+    .action(async (o: { cri: boolean; socket?: string; streamAddr?: string }) => {
+      await runServe(await open(), o);
     });
 
   program

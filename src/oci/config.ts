@@ -7,6 +7,8 @@ import { invalidArgument } from '../errors/index.js';
 import type { ContainerSpec } from '../spec/types.js';
 import { computeCaps, ALL_CAPS } from './caps.js';
 import type { ResolvedUser } from './user.js';
+import { applyExtras } from './extras.js';
+import type { PreparedExtras } from './extras.js';
 import type {
   ImageConfig,
   OciDeviceCgroup,
@@ -79,6 +81,8 @@ export interface BuildConfigInput {
   terminal?: boolean;
   /** this process's capability bounding set: capabilities outside it are left out with a warning */
   availableCaps?: readonly string[];
+  /** host reads for `container.extras` (prepareExtras) */
+  preparedExtras?: PreparedExtras;
 }
 
 export interface BuildResult {
@@ -238,5 +242,12 @@ export function buildConfig(input: BuildConfigInput): BuildResult {
     },
   };
   if (ownUts && input.hostname !== undefined) spec.hostname = input.hostname;
+  if (c.extras) {
+    applyExtras(spec, c.extras, input.preparedExtras, {
+      privileged,
+      ...(input.hostLimits.oomScoreAdj !== undefined ? { hostOomScoreAdj: input.hostLimits.oomScoreAdj } : {}),
+      warnings,
+    });
+  }
   return { spec, warnings };
 }

@@ -42,6 +42,9 @@ export type { GroupEntry, PasswdEntry, ResolvedUser } from './user.js';
 export { runtimeDriver, runtimeGlobalArgs, runtimeMessage, runtimeRootFor } from './runtime.js';
 export type { CreateOptions, ExecOptions, RuntimeDriver, RuntimeInfo } from './runtime.js';
 export { DEFAULT_CANDIDATES, detectRuntime } from './detect.js';
+export { applyExtras, hostDeviceNodes, prepareExtras, splitDev } from './extras.js';
+export type { ApplyExtrasOptions, PreparedExtras } from './extras.js';
+export { DENIED_SYSCALLS, runtimeDefaultSeccomp } from './seccomp.js';
 export type { DetectedRuntime, DetectRuntimeOptions } from './detect.js';
 export type * from './types.js';
 

@@ -78,6 +78,8 @@ export interface OciLinuxResources {
   memory?: { limit?: number; reservation?: number; swap?: number };
   cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
   pids?: { limit: number };
+  hugepageLimits?: Array<{ pageSize: string; limit: number }>;
+  unified?: Record<string, string>;
 }
 
 export interface OciLinuxDevice {
@@ -99,6 +101,16 @@ export interface OciLinux {
   readonlyPaths?: string[];
   rootfsPropagation?: string;
   sysctl?: Record<string, string>;
+  seccomp?: OciSeccomp;
+}
+
+/** linux.seccomp (config-linux.md#seccomp) */
+export interface OciSeccomp {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  flags?: string[];
+  syscalls?: Array<{ names: string[]; action: string; errnoRet?: number; args?: unknown[] }>;
 }
 
 export interface OciSpec {

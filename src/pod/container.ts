@@ -13,7 +13,8 @@ import type { ContainerRecord, PodRecord } from '../state/index.js';
 import type { ContainerSpec } from '../spec/types.js';
 import type { ImageInfo } from '../image/index.js';
 import { containerCgroupPath, limitsFromResources } from '../cgroups/index.js';
-import { buildConfig, hostBoundingCaps, resolveUser, userSpecFor } from '../oci/index.js';
+import { buildConfig, hostBoundingCaps, prepareExtras, resolveUser, userSpecFor } from '../oci/index.js';
+import { failedPrecondition, notFound } from '../errors/index.js';
 import type { OciNamespace } from '../oci/index.js';
 import { startConmon } from '../monitor/index.js';
 import { createRootfs, removeRootfs } from '../storage/index.js';
@@ -32,11 +33,24 @@ export interface ContainerParams {
   warn: (msg: string) => void;
 }
 
-function namespacesFor(pod: PodRecord, cgroupNs: boolean): OciNamespace[] {
+/** The pid namespace path of a `target` container (CRI NamespaceMode TARGET). */
+async function targetPidNs(ctx: Context, pod: PodRecord, spec: ContainerSpec): Promise<string | undefined> {
+  if (spec.pidNamespace?.mode !== 'target') return undefined;
+  const id = spec.pidNamespace.targetId ?? '';
+  const target = await ctx.state.container(id);
+  if (!target || target.podId !== pod.id)
+    throw notFound(`pid namespace target container "${id}" not found in pod "${pod.name}"`);
+  if (!target.pid) throw failedPrecondition(`pid namespace target container "${target.name}" has no process`);
+  return `/proc/${target.pid}/ns/pid`;
+}
+
+function namespacesFor(pod: PodRecord, spec: ContainerSpec, cgroupNs: boolean, targetPid?: string): OciNamespace[] {
   const ns: OciNamespace[] = [{ type: 'mount' }];
   const s = pod.spec.namespaces;
-  if (s.pid === 'container') ns.push({ type: 'pid' });
-  else if (s.pid === 'pod') ns.push({ type: 'pid', path: `/proc/${pod.sandbox.pid}/ns/pid` });
+  const pid = spec.pidNamespace?.mode ?? s.pid;
+  if (pid === 'target') ns.push({ type: 'pid', path: targetPid! });
+  else if (pid === 'container') ns.push({ type: 'pid' });
+  else if (pid === 'pod') ns.push({ type: 'pid', path: `/proc/${pod.sandbox.pid}/ns/pid` });
   if (pod.sandbox.namespaces.net) ns.push({ type: 'network', path: pod.sandbox.namespaces.net });
   if (pod.sandbox.namespaces.uts) ns.push({ type: 'uts', path: pod.sandbox.namespaces.uts });
   if (pod.sandbox.namespaces.ipc) ns.push({ type: 'ipc', path: pod.sandbox.namespaces.ipc });
@@ -51,7 +65,12 @@ export async function createContainer(ctx: Context, p: ContainerParams, rb: Roll
   rb.push(`remove rootfs of container "${spec.name}"`, () => removeRootfs(ctx.host, ctx.config.root, id));
 
   const imageConfig = (await ctx.images.config(p.image)).config ?? {};
-  const user = await resolveUser(rootfs.rootfs, userSpecFor(imageConfig.User, spec.securityContext));
+  const user = await resolveUser(
+    rootfs.rootfs,
+    spec.extras?.user ?? userSpecFor(imageConfig.User, spec.securityContext),
+  );
+  const targetPid = await targetPidNs(ctx, pod, spec);
+  const preparedExtras = await prepareExtras(spec.extras);
   const cgroupsPath = containerCgroupPath(ctx.config.cgroupParent, pod.id, spec.name);
   const limits = limitsFromResources(spec.resources);
   // env resolved from ConfigMaps/Secrets/fields, $(VAR) expanded, volumeMounts → mounts
@@ -64,7 +83,7 @@ export async function createContainer(ctx: Context, p: ContainerParams, rb: Roll
     ...(prepared.rootfsPropagation ? { rootfsPropagation: prepared.rootfsPropagation } : {}),
     rootfs: rootfs.rootfs,
     hostname: pod.spec.hostname,
-    namespaces: namespacesFor(pod, ctx.cgroupLayout.version === 2),
+    namespaces: namespacesFor(pod, spec, ctx.cgroupLayout.version === 2, targetPid),
     cgroupsPath,
     resources: ctx.cgroups.ociResources(limits),
     mounts: {
@@ -77,6 +96,7 @@ export async function createContainer(ctx: Context, p: ContainerParams, rb: Roll
     hostLimits: hostLimits(),
     terminal: false,
     availableCaps: hostBoundingCaps(),
+    ...(preparedExtras ? { preparedExtras } : {}),
   });
   for (const w of built.warnings) p.warn(`container "${spec.name}": ${w}`);
   const bundle = rootfs.dir;
@@ -93,9 +113,9 @@ export async function createContainer(ctx: Context, p: ContainerParams, rb: Roll
     bundle,
     rootfs: rootfs.rootfs,
     cgroupPath: cgroupsPath,
-    logPath: path.join(pod.dir, 'logs', `${spec.name}.log`),
+    logPath: spec.logPath ?? path.join(pod.dir, 'logs', `${spec.name}.log`),
     exitFile: path.join(pod.runDir, 'exits', id),
-    stopSignal: imageConfig.StopSignal ?? 'SIGTERM',
+    stopSignal: spec.stopSignal ?? imageConfig.StopSignal ?? 'SIGTERM',
   };
   const rt = await ctx.runtime();
   const started = await startConmon(ctx.host, {

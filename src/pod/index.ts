@@ -14,3 +14,5 @@ export { runHandler, netnsConnectPath, startNetnsRelay } from './handlers.js';
 export type { HandlerResult, HandlerTarget } from './handlers.js';
 export { stopContainer } from './container.js';
 export { containerStatus, processIs } from './status.js';
+export { descendants, MAX_EXEC_OUTPUT } from './exec-sync.js';
+export type { ExecSyncOptions, ExecSyncResult } from './exec-sync.js';

@@ -40,6 +40,10 @@ import type { HeldLock } from '../state/lock.js';
 import { PodNetworks, checkHostPorts, portMappingsOf } from '../network/cni/index.js';
 import { checkPodVolumes, setupVolumes } from './volumes.js';
 import { volumeApi } from './volume-api.js';
+import { execSync } from './exec-sync.js';
+import type { ExecSyncOptions, ExecSyncResult } from './exec-sync.js';
+import { updateResources } from './update.js';
+import type { RawResources } from '../spec/extras.js';
 
 export interface RuntimeOptions extends ConfigOptions {
   host?: Host;
@@ -233,12 +237,12 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
 
   /** Host ports the pod asks for must be free: not published by a running pod nor bound on the host. */
   async function checkPorts(spec: PodSpec): Promise<void> {
-    const mine = portMappingsOf(spec.containers);
+    const mine = portMappingsOf(spec.containers, spec.portMappings);
     if (mine.length === 0 || spec.namespaces.network === 'node') return;
     // From the specs of pods not stopped: a pod being created holds its ports from its first record.
     const others = (await state.pods())
       .filter((p) => !p.stoppedAt && p.spec.namespaces.network === 'pod')
-      .map((p) => ({ pod: p.name, mappings: portMappingsOf(p.spec.containers) }))
+      .map((p) => ({ pod: p.name, mappings: portMappingsOf(p.spec.containers, p.spec.portMappings) }))
       .filter((o) => o.mappings.length > 0);
     await checkHostPorts(mine, others);
   }
@@ -335,6 +339,9 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     cgroups,
     /** CNI networks: list, inspect, create, remove, check a pod, prune stale attachments. */
     network: makeNetworkApi(ctx),
+    /** The image `ref`, pulled first when the policy asks for it (default IfNotPresent). */
+    ensureImage: (ref: string, field: string, policy?: PullPolicy): Promise<ImageInfo> =>
+      resolveImage(ref, field, policy),
     /** Runs fn holding the pod's own lock (what stop, rm and container changes of that pod take). */
     withPodLock: <T>(podId: string, fn: () => Promise<T>): Promise<T> => withPod(podId, fn),
     /** The detected OCI runtime (runc or crun). */
@@ -539,6 +546,37 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
         args: o.args,
         tty: o.tty ?? false,
         interactive: o.interactive ?? false,
+      });
+    },
+
+    /** Pod records as stored (the CRI server reads specs, labels and metadata from them). */
+    podRecords: (): Promise<PodRecord[]> => state.pods(),
+    /** Container records as stored, of one pod or of all. */
+    containerRecords: (podId?: string): Promise<ContainerRecord[]> => state.containers(podId),
+    /** The live status of a pod record. */
+    statusOfPod: (pod: PodRecord): Promise<PodStatus> => podStatusOf(pod),
+    /** The live status of a container record. */
+    statusOfContainer: (rec: ContainerRecord, pod: PodRecord): Promise<ContainerStatus> => containerStatus(rec, pod),
+
+    /**
+     * Runs a command in a running container and captures its output (CRI ExecSync). On timeout
+     * the command and everything it started are killed and `timedOut` is set.
+     */
+    async execSync(ref: string, o: ExecSyncOptions): Promise<ExecSyncResult> {
+      const { pod, rec } = await findContainer(ref);
+      const st = await containerStatus(rec, pod);
+      if (st.state !== 'running') throw failedPrecondition(`container "${rec.name}" is not running (${st.state})`);
+      if (o.args.length === 0) throw invalidArgument('cmd: a command is required');
+      return execSync(ctx, rec, o);
+    },
+
+    /** Changes a container's cgroup limits (written now if it runs) and records them. */
+    async updateContainerResources(ref: string, r: RawResources): Promise<ContainerRecord> {
+      const found = await findContainer(ref);
+      return withPod(found.pod.id, async () => {
+        const { pod, rec } = await findContainer(found.rec.id);
+        const st = await containerStatus(rec, pod);
+        return updateResources(ctx, rec, r, st.state === 'running' || st.state === 'created');
       });
     },
 

@@ -42,8 +42,9 @@ async function pauseRootfs(ctx: Context): Promise<string> {
   return dir;
 }
 
-function pauseSpec(): ContainerSpec {
+function pauseSpec(sysctls?: Record<string, string>): ContainerSpec {
   return {
+    ...(sysctls && Object.keys(sysctls).length > 0 ? { extras: { sysctls } } : {}),
     name: PAUSE_NAME,
     image: '',
     command: ['/pause'],
@@ -126,7 +127,7 @@ export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback
         namespace: spec.namespace,
         netns,
         networks: await podNetworkNames(ctx.networks.settings, spec),
-        portMappings: portMappingsOf(spec.containers),
+        portMappings: portMappingsOf(spec.containers, spec.portMappings),
         ...(bandwidthOf(spec.annotations) ? { bandwidth: bandwidthOf(spec.annotations)! } : {}),
       }))();
     netP.catch(() => undefined); // awaited below; a failure while pause starts is handled by the rollback
@@ -150,7 +151,7 @@ export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback
   const built = buildConfig({
     containerName: PAUSE_NAME,
     image: {},
-    container: pauseSpec(),
+    container: pauseSpec(spec.sysctls),
     rootfs,
     namespaces,
     cgroupsPath: sandbox.cgroupPath,

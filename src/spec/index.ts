@@ -21,3 +21,5 @@ export { parseQuantity, memoryBytes, cpuMilli } from './quantity.js';
 export { parsePodYaml } from './kube.js';
 export type { ParsePodYamlOptions, ParsedPods } from './kube.js';
 export { validatePod, normalizeCapability, isDnsLabel, isDnsSubdomain, LINUX_CAPABILITIES } from './validate.js';
+export { podSpecFromCri, containerSpecFromCri, rawResourcesFromCri, nspodName } from './cri.js';
+export type * from './cri-types.js';

@@ -4,6 +4,10 @@
  * pod/ knows about YAML or gRPC; they all take these types.
  */
 
+import type { ContainerExtras } from './extras.js';
+
+export type * from './extras.js';
+
 /** How a pod-level namespace is provided. `pod`: the sandbox's; `node`: the host's; `container`: the container's own. */
 import type { Lifecycle, Probe } from './probe-types.js';
 
@@ -153,6 +157,19 @@ export interface ContainerSpec {
   volumeMounts?: VolumeMount[];
   /** variables taken from every key of ConfigMaps/Secrets (before `env`, which wins) */
   envFrom?: EnvFromSource[];
+  /** set by the CRI front door; round-tripped, never interpreted */
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  /** CRI metadata: the container's name as kubelet knows it and its attempt */
+  criName?: string;
+  attempt?: number;
+  /** absolute path of the container's log file (default: <pod dir>/logs/<name>.log) */
+  logPath?: string;
+  /** this container's pid namespace when it differs from the pod's (`target`: targetId's) */
+  pidNamespace?: { mode: NamespaceMode | 'target'; targetId?: string };
+  /** the signal that stops it (default: the image's StopSignal, else SIGTERM) */
+  stopSignal?: string;
+  extras?: ContainerExtras;
 }
 
 export interface HostAlias {
@@ -191,4 +208,15 @@ export interface PodSpec {
   configObjects?: ConfigObject[];
   /** for fieldRef spec.serviceAccountName (default "default") */
   serviceAccountName?: string;
+  /** host ports published for the pod as a whole (CRI port_mappings) */
+  portMappings?: PortSpec[];
+  /** CRI sandbox metadata: the pod's name as kubelet knows it and its attempt */
+  criName?: string;
+  attempt?: number;
+  /** CRI log_directory: where container logs go (absolute) */
+  logDirectory?: string;
+  /** CRI runtime_handler, echoed back */
+  runtimeHandler?: string;
+  /** namespaced sysctls set in the sandbox and every container */
+  sysctls?: Record<string, string>;
 }

@@ -11,7 +11,7 @@
 import { promises as fs } from 'node:fs';
 import { isIP } from 'node:net';
 import { alreadyExists, invalidArgument } from '../../errors/index.js';
-import type { ContainerSpec, PodSpec } from '../../spec/types.js';
+import type { ContainerSpec, PodSpec, PortSpec } from '../../spec/types.js';
 import { parseQuantity } from '../../spec/quantity.js';
 import { CniClient } from './client.js';
 import { ensureDefaultNetwork, findNetwork, loadNetworks } from './config.js';
@@ -55,10 +55,10 @@ export interface PodNetworkStatus {
 }
 
 /** hostPort mappings of every container of the pod, in the portMappings capability's shape. */
-export function portMappingsOf(containers: ContainerSpec[]): PortMapping[] {
+export function portMappingsOf(containers: ContainerSpec[], podPorts: PortSpec[] = []): PortMapping[] {
   const out: PortMapping[] = [];
-  for (const c of containers) {
-    for (const p of c.ports) {
+  for (const ports of [...containers.map((c) => c.ports), podPorts]) {
+    for (const p of ports) {
       if (!p.hostPort) continue;
       out.push({
         hostPort: p.hostPort,
