@@ -6,6 +6,7 @@
  *   volumes   examples/volumes.yaml up and teardown (nspod play vs podman kube play)
  *   supervisor  death to restart, daemon CPU with probed pods, daemon RSS (no peer: podman has no
  *             probes without systemd)
+ *   registry  pull of a ~180 MiB image from docker-registry on loopback, cold and warm (vs podman pull)
  */
 import os from 'node:os';
 import { RUNS } from './common.js';
@@ -13,12 +14,14 @@ import { podSection } from './pod.js';
 import { networkSection } from './network.js';
 import { volumesSection } from './volumes.js';
 import { supervisorSection } from './supervisor.js';
+import { registrySection } from './registry.js';
 
 const sections: Record<string, () => void | Promise<void>> = {
   pod: podSection,
   network: networkSection,
   volumes: volumesSection,
   supervisor: supervisorSection,
+  registry: registrySection,
 };
 
 const asked = process.argv.slice(2);

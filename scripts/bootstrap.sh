@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(runc crun conmon busybox-static gcc libc6-dev make iproute2 util-linux mount attr containernetworking-plugins iptables)
+APT_PACKAGES=(runc crun conmon busybox-static gcc libc6-dev make iproute2 util-linux mount attr containernetworking-plugins iptables docker-registry apache2-utils openssl)
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 

@@ -14,6 +14,7 @@ import { projectDir } from '../config/index.js';
 import { registerPodCommands } from './pods.js';
 import { registerImageCommands } from './images.js';
 import { registerSupervisorCommands } from './supervisor.js';
+import { registerRegistryCommands } from './registry.js';
 import { registerNetworkCommands } from './network.js';
 import { registerVolumeCommands } from './volumes.js';
 
@@ -65,6 +66,7 @@ export function buildProgram(): Command {
   registerPodCommands(program, open);
   registerImageCommands(program, open);
   registerSupervisorCommands(program, open);
+  registerRegistryCommands(program, open);
   registerNetworkCommands(program, open);
   registerVolumeCommands(program, open);
   program

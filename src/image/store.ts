@@ -18,6 +18,7 @@ import type { Descriptor, ImageConfig, ImageIndex, ImageInfo, ImageManifest } fr
 import { loadArchive } from './archive-load.js';
 import { saveArchive } from './archive-save.js';
 import { importRootfs } from './import.js';
+import { markInflight, mountedLayers, readInflight } from './inflight.js';
 import type { ImportOptions } from './import.js';
 
 export interface OpenImageStoreOptions {
@@ -53,6 +54,38 @@ export interface GcResult {
   layers: string[];
 }
 
+export interface GcOptions {
+  /** unpacked layers to keep even if no image needs them */
+  keepDiffIds?: Iterable<string>;
+}
+
+export interface PruneOptions {
+  /** remove every image no container uses, not only unnamed (dangling) ones */
+  all?: boolean;
+  /** tells whether a container uses the image (by id) */
+  inUse?: (id: string) => boolean;
+}
+
+export interface PruneResult extends GcResult {
+  /** ids of the images removed */
+  images: string[];
+  /** bytes freed (blobs) */
+  bytes: number;
+}
+
+export interface CommitImageOptions {
+  /** the manifest as fetched (its digest is the image's manifest digest) */
+  manifest: Buffer;
+  manifestDigest: string;
+  manifestMediaType: string;
+  config: Buffer;
+  configDigest: string;
+  /** layer blobs that must already be in the store */
+  layers: Descriptor[];
+  /** full normalized reference to point at the image; none for a by-digest pull */
+  name?: string;
+}
+
 export interface ImageStore {
   readonly root: string;
   readonly host: Host;
@@ -73,8 +106,23 @@ export interface ImageStore {
   putBlob(data: AsyncIterable<Buffer> | Buffer | string, expectedDigest?: string): Promise<PutResult>;
   hasBlob(digest: string): Promise<boolean>;
   blobPath(digest: string): string;
-  /** deletes blobs and unpacked layers no image references */
-  gc(): Promise<GcResult>;
+  /** deletes blobs and unpacked layers no image, mounted container or pull in flight uses */
+  gc(opts?: GcOptions): Promise<GcResult>;
+  /** removes unused images (dangling ones, or all with `all`), then collects garbage */
+  prune(opts?: PruneOptions): Promise<PruneResult>;
+  /** whether the layer with this diffId is unpacked */
+  hasLayer(diffId: string): Promise<boolean>;
+  /** unpacks one stored layer blob (once, even when called concurrently); returns its dir */
+  unpackLayer(layer: Descriptor, diffId: string): Promise<string>;
+  /** stores a fetched manifest and config for layers already stored, and names it (under the lock) */
+  commitImage(opts: CommitImageOptions): Promise<ImageInfo>;
+  readBlob(digest: string): Promise<Buffer>;
+  /** where downloads are written before they are verified and moved into the store */
+  readonly ingestDir: string;
+  /** protects blobs and layers from GC while a pull works on them; returns the release */
+  markInflight(digests: string[], diffIds: string[]): Promise<() => Promise<void>>;
+  /** deletes blobs and unpacked layers (given) that no indexed image references, under the lock */
+  discard(digests: string[], diffIds: string[]): Promise<void>;
   /** runs `fn` holding the store's lock (for put-then-index sequences) */
   withLock<T>(fn: () => Promise<T>): Promise<T>;
 }
@@ -94,6 +142,7 @@ export interface StoreInternals {
 export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
   const imagesDir = path.join(opts.root, 'images');
   const layersDir = path.join(opts.root, 'layers');
+  const ingestDir = path.join(imagesDir, 'ingest');
   const graceMs = opts.gcGraceMs ?? 10 * 60_000;
   const layout = openLayout(imagesDir);
   const blobs = openBlobStore(imagesDir);
@@ -170,10 +219,11 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
     return Promise.all(info.layers.map((l, i) => unpackOne(l, diffIds[i]!)));
   }
 
-  async function gcLocked(removed: Set<string>, keepDiffIds: Set<string>): Promise<GcResult> {
+  /** Blob digests and diffIds every indexed image reaches. */
+  async function referenced(): Promise<{ reachable: Set<string>; needed: Set<string> }> {
     const index = await layout.readIndex();
     const reachable = new Set<string>();
-    const needed = new Set(keepDiffIds);
+    const needed = new Set<string>();
     const walk = async (d: Descriptor): Promise<void> => {
       reachable.add(d.digest);
       if (isIndexType(d.mediaType)) {
@@ -192,6 +242,16 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
         if (!isNspodError(e, 'NOT_FOUND')) throw e; // a damaged entry: keep what it still reaches
       }
     }
+    return { reachable, needed };
+  }
+
+  async function gcLocked(removed: Set<string>, keepDiffIds: Set<string>): Promise<GcResult> {
+    const { reachable, needed } = await referenced();
+    for (const d of keepDiffIds) needed.add(d);
+    const inflight = await readInflight(imagesDir);
+    for (const d of inflight.digests) reachable.add(d);
+    for (const d of inflight.diffIds) needed.add(d);
+    for (const d of await mountedLayers(opts.root)) needed.add(d);
     const result: GcResult = { blobs: [], layers: [] };
     const blobDir = path.join(imagesDir, 'blobs', 'sha256');
     for (const f of await readdir(blobDir)) {
@@ -211,7 +271,74 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
       await rm(path.join(layersDir, f), { recursive: true, force: true });
       result.layers.push(`sha256:${f}`);
     }
+    // downloads a crashed process left behind
+    const ingest = await readdir(ingestDir).catch(() => [] as string[]);
+    for (const f of ingest) {
+      const st = await stat(path.join(ingestDir, f)).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs >= graceMs) await rm(path.join(ingestDir, f), { force: true });
+    }
     return result;
+  }
+
+  async function discardLocked(digests: string[], diffIds: string[]): Promise<void> {
+    const { reachable, needed } = await referenced();
+    const inflight = await readInflight(imagesDir);
+    for (const d of digests) {
+      if (!reachable.has(d) && !inflight.digests.includes(d)) await rm(blobs.blobPath(d), { force: true });
+    }
+    for (const d of diffIds) {
+      if (!needed.has(d) && !inflight.diffIds.includes(d)) {
+        await rm(path.join(layersDir, checkDigest(d).slice('sha256:'.length)), { recursive: true, force: true });
+      }
+    }
+  }
+
+  async function pruneLocked(o: PruneOptions): Promise<PruneResult> {
+    const images: string[] = [];
+    const removed = new Set<string>();
+    for (const r of await catalog.records()) {
+      const info = r.info;
+      if (o.inUse?.(info.id)) continue;
+      if (!o.all && info.names.length > 0) continue;
+      const index = await layout.readIndex();
+      const kept: Descriptor[] = [];
+      removed.add(info.id);
+      for (const l of info.layers) removed.add(l.digest);
+      for (const d of index.manifests) {
+        if (!isIndexType(d.mediaType) && (await catalog.manifest(d.digest)).config.digest === info.id) {
+          removed.add(d.digest);
+          continue;
+        }
+        kept.push(d);
+      }
+      await layout.writeIndex({ ...index, manifests: kept });
+      images.push(info.id);
+    }
+    const sizes = new Map<string, number>();
+    const blobDir = path.join(imagesDir, 'blobs', 'sha256');
+    for (const f of await readdir(blobDir)) {
+      const st = await stat(path.join(blobDir, f)).catch(() => undefined);
+      if (st) sizes.set(`sha256:${f}`, st.size);
+    }
+    // what pruned images referenced goes now, whatever its age; other strays after the grace period
+    const gc = await gcLocked(removed, new Set());
+    return { ...gc, images, bytes: gc.blobs.reduce((n, d) => n + (sizes.get(d) ?? 0), 0) };
+  }
+
+  async function commitImageLocked(o: CommitImageOptions): Promise<ImageInfo> {
+    const name = o.name === undefined ? undefined : parseReference(o.name).full;
+    for (const l of o.layers) {
+      if (!(await blobs.hasBlob(l.digest))) throw failedPrecondition(`layer blob ${l.digest} is not in the store`);
+    }
+    await blobs.putBlob(o.config, o.configDigest);
+    await blobs.putBlob(o.manifest, o.manifestDigest);
+    const desc: Descriptor = { mediaType: o.manifestMediaType, digest: o.manifestDigest, size: o.manifest.length };
+    const before = await layout.readIndex();
+    const after = setName(before, desc, name);
+    // a pull of what is already there and named so changes nothing: no rewrite, no fsync
+    const same = (i: ImageIndex): string => JSON.stringify([...i.manifests].map((d) => JSON.stringify(d)).sort());
+    if (same(after) !== same(before)) await layout.writeIndex(after);
+    return infoOfManifest(o.manifestDigest);
   }
 
   async function removeLocked(ref: string, o: RemoveOptions): Promise<RemoveResult> {
@@ -266,7 +393,22 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
     putBlob: (data, expected) => blobs.putBlob(data, expected),
     hasBlob: (d) => blobs.hasBlob(d),
     blobPath: (d) => blobs.blobPath(d),
-    gc: () => withLock(() => gcLocked(new Set(), new Set())),
+    gc: (o = {}) => withLock(() => gcLocked(new Set(), new Set(o.keepDiffIds ?? []))),
+    prune: (o = {}) => withLock(() => pruneLocked(o)),
+    hasLayer: async (diffId) =>
+      stat(path.join(layersDir, checkDigest(diffId).slice('sha256:'.length))).then(
+        () => true,
+        (e: unknown) => {
+          if (hasErrno(e, 'ENOENT')) return false;
+          throw e;
+        },
+      ),
+    unpackLayer: (layer, diffId) => unpackOne(layer, diffId),
+    commitImage: (o) => withLock(() => commitImageLocked(o)),
+    readBlob: (d) => blobs.readBlob(d),
+    ingestDir,
+    markInflight: (digests, diffIds) => markInflight(imagesDir, { digests, diffIds }),
+    discard: (digests, diffIds) => withLock(() => discardLocked(digests, diffIds)),
     withLock,
   };
   const internals: StoreInternals = {

@@ -5,7 +5,10 @@
  *   stopPod   containers in reverse start order (stop signal, SIGKILL after the grace period), then pause
  *   removePod stop if forced ▶ containers ▶ sandbox ▶ records
  *
- * Every mutation runs under the state lock. A failure anywhere in playPod unwinds what was made.
+ * Locks: a pod's name, id and host ports are reserved under the global state lock (held for
+ * milliseconds); everything else that changes one pod (its sandbox, containers, stop, removal)
+ * runs under that pod's own lock, so pods are made and removed in parallel. Lock order is pod,
+ * then global — never the reverse. A failure anywhere in playPod unwinds what was made.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -15,7 +18,7 @@ import { realHost } from '../host/index.js';
 import type { Host } from '../host/index.js';
 import { openState, newId } from '../state/index.js';
 import type { ContainerRecord, PodRecord } from '../state/index.js';
-import { openImageStore, ensureBusyboxImage, parseReference } from '../image/index.js';
+import { openImageStore } from '../image/index.js';
 import type { ImageInfo } from '../image/index.js';
 import { detectCgroups, openCgroups } from '../cgroups/index.js';
 import { detectRuntime } from '../oci/index.js';
@@ -29,8 +32,11 @@ import { createContainer, removeContainer, startContainer, stopContainer } from 
 import { containerStatus, podState, processIs } from './status.js';
 import type { ContainerStatus, PodStatus } from './status.js';
 import { driverFor } from './driver.js';
+import { ensureImage } from './images.js';
+import type { PullPolicy } from './images.js';
 import { makeNetworkApi } from './network-api.js';
-import { withLockKey } from '../state/lock.js';
+import { acquireLock, withLockKey } from '../state/lock.js';
+import type { HeldLock } from '../state/lock.js';
 import { PodNetworks, checkHostPorts, portMappingsOf } from '../network/cni/index.js';
 import { checkPodVolumes, setupVolumes } from './volumes.js';
 import { volumeApi } from './volume-api.js';
@@ -51,8 +57,6 @@ export interface PlayResult {
   /** milliseconds per step: images, sandbox, container:<name>, start */
   timings: Record<string, number>;
 }
-
-const BUSYBOX = 'localhost/busybox:latest';
 
 interface PreparedImage {
   image: ImageInfo;
@@ -110,21 +114,12 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   };
 
-  async function resolveImage(ref: string, field: string): Promise<ImageInfo> {
-    try {
-      return await images.resolve(ref);
-    } catch (e) {
-      if (!isNspodError(e, 'NOT_FOUND')) throw e;
-      let full: string | undefined;
-      try {
-        full = parseReference(ref).full;
-      } catch {}
-      if (full === BUSYBOX || ref === 'busybox' || ref === 'busybox:latest') {
-        await ensureBusyboxImage(images);
-        return images.resolve(BUSYBOX);
-      }
-      throw notFound(`${field}: image "${ref}" is not in the local store (load it with nspod load or nspod import)`, e);
-    }
+  async function resolveImage(ref: string, field: string, policy?: PullPolicy): Promise<ImageInfo> {
+    return ensureImage(images, ref, {
+      field,
+      ...(policy ? { policy } : {}),
+      ...(opts.onProgress ? { onPull: (r: string) => opts.onProgress?.('pull', r) } : {}),
+    });
   }
 
   async function podStatusOf(pod: PodRecord): Promise<PodStatus> {
@@ -170,9 +165,42 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     for (const c of await state.containers(pod.id)) await removeContainer(ctx, c);
     await removeSandbox(ctx, pod);
     await fs.rm(pod.dir, { recursive: true, force: true });
-    await state.deletePod(pod.id);
-    // The last pod gone: leave no empty nspod cgroup behind (under the lock, so no pod is being made).
-    if ((await state.pods()).length === 0) await cgroups.removeParentIfEmpty();
+    // The last pod gone: leave no empty nspod cgroup behind (under the global lock, so no pod is
+    // being reserved meanwhile).
+    await state.withLock(async () => {
+      await state.deletePod(pod.id);
+      if ((await state.pods()).length === 0) await cgroups.removeParentIfEmpty();
+    });
+  }
+
+  const podLockKey = (id: string) => `pod:${config.runRoot}:${id}`;
+
+  /** Runs fn holding pod `id`'s own lock. */
+  function withPod<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return withLockKey(podLockKey(id), fn);
+  }
+
+  /** Builds a reserved pod with its lock held, then releases the lock. */
+  async function building<T>(r: { pod: PodRecord; lock: HeldLock }, fn: (pod: PodRecord) => Promise<T>): Promise<T> {
+    try {
+      return await fn(r.pod);
+    } finally {
+      await r.lock.release();
+    }
+  }
+
+  /** Under the pod's lock, with its record read again (it may have gone while we waited). */
+  async function lockedPod<T>(
+    ref: string,
+    namespace: string | undefined,
+    fn: (pod: PodRecord) => Promise<T>,
+  ): Promise<T> {
+    const found = await state.findPod(ref, namespace);
+    return withPod(found.id, async () => {
+      const pod = await state.pod(found.id);
+      if (!pod) throw notFound(`pod "${ref}" not found`);
+      return fn(pod);
+    });
   }
 
   async function findByName(spec: PodSpec): Promise<PodRecord | undefined> {
@@ -198,8 +226,8 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     return { pod, rec };
   }
 
-  async function prepareImage(ref: string, field: string): Promise<PreparedImage> {
-    const image = await resolveImage(ref, field);
+  async function prepareImage(ref: string, field: string, policy?: PullPolicy): Promise<PreparedImage> {
+    const image = await resolveImage(ref, field, policy);
     return { image, layerDirs: await images.layerDirs(image) };
   }
 
@@ -215,9 +243,35 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     await checkHostPorts(mine, others);
   }
 
-  async function createSandboxLocked(spec: PodSpec, rb: Rollback): Promise<PodRecord> {
-    await checkPorts(spec);
-    const id = newId();
+  /**
+   * Under the global lock: checks the name and host ports are free, takes the new pod's own lock
+   * (its id is not known to anyone yet, so this cannot wait), then records the pod with its planned
+   * sandbox, which holds the name and ports from now on. Undo steps go on `rb`.
+   */
+  async function reservePod(
+    spec: PodSpec,
+    rb: Rollback,
+    o: { replaceable?: boolean } = {},
+  ): Promise<{ pod: PodRecord; lock: HeldLock }> {
+    return state.withLock(async () => {
+      if (await findByName(spec)) {
+        throw alreadyExists(
+          `pod "${spec.name}" already exists in namespace "${spec.namespace}"${o.replaceable ? ' (use --replace)' : ''}`,
+        );
+      }
+      await checkPorts(spec);
+      const id = newId();
+      const lock = await acquireLock(podLockKey(id));
+      try {
+        return { pod: await reservePodLocked(id, spec, rb), lock };
+      } catch (e) {
+        await lock.release();
+        throw e;
+      }
+    });
+  }
+
+  async function reservePodLocked(id: string, spec: PodSpec, rb: Rollback): Promise<PodRecord> {
     const pod: PodRecord = {
       id,
       name: spec.name,
@@ -239,6 +293,12 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     pod.sandbox = plannedSandbox(ctx, params);
     await state.savePod(pod);
     rb.push(`forget pod "${spec.name}"`, () => state.deletePod(id));
+    return pod;
+  }
+
+  /** Under the pod's lock: the sandbox and volumes of a reserved pod. */
+  async function buildSandbox(pod: PodRecord, rb: Rollback): Promise<PodRecord> {
+    const params = { id: pod.id, spec: pod.spec, podDir: pod.dir, runDir: pod.runDir };
     pod.sandbox = await createSandbox(ctx, params, rb);
     await state.savePod(pod);
     await setupVolumes(ctx, pod, rb);
@@ -293,22 +353,28 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       };
       // Everything that can fail on bad input is checked before anything is made.
       const resolved = await Promise.all(
-        spec.containers.map((c, i) => prepareImage(c.image, `spec.containers[${i}].image`)),
+        spec.containers.map((c, i) => prepareImage(c.image, `spec.containers[${i}].image`, c.imagePullPolicy)),
       );
       await checkPodVolumes(ctx, spec);
       lap('images');
       await ctx.runtime();
-      return state.withLock(async () => {
-        const existing = await findByName(spec);
-        if (existing) {
-          if (!o.replace)
-            throw alreadyExists(`pod "${spec.name}" already exists in namespace "${spec.namespace}" (use --replace)`);
-          await removeLocked(existing, true);
-          lap('replace');
-        }
-        const rb = new Rollback();
+      const existing = await findByName(spec);
+      if (existing && o.replace) {
+        await lockedPod(existing.id, undefined, (p) => removeLocked(p, true)).catch((e: unknown) => {
+          if (!isNspodError(e, 'NOT_FOUND')) throw e; // removed meanwhile: fine
+        });
+        lap('replace');
+      }
+      const rb = new Rollback();
+      let reserved: { pod: PodRecord; lock: HeldLock };
+      try {
+        reserved = await reservePod(spec, rb, { replaceable: true });
+      } catch (e) {
+        return rb.unwind(e);
+      }
+      return building(reserved, async (planned) => {
         try {
-          const pod = await createSandboxLocked(spec, rb);
+          const pod = await buildSandbox(planned, rb);
           lap('sandbox');
           // Containers are independent once the sandbox exists: create them together, then start
           // them together (each undo is pushed as its step completes, so a failure unwinds all).
@@ -334,13 +400,16 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
      */
     async createPodSandbox(spec: PodSpec): Promise<PodStatus> {
       await ctx.runtime();
-      return state.withLock(async () => {
-        if (await findByName(spec)) {
-          throw alreadyExists(`pod "${spec.name}" already exists in namespace "${spec.namespace}"`);
-        }
-        const rb = new Rollback();
+      const rb = new Rollback();
+      let reserved: { pod: PodRecord; lock: HeldLock };
+      try {
+        reserved = await reservePod(spec, rb);
+      } catch (e) {
+        return rb.unwind(e);
+      }
+      return building(reserved, async (planned) => {
         try {
-          const pod = await createSandboxLocked(spec, rb);
+          const pod = await buildSandbox(planned, rb);
           rb.commit();
           return podStatusOf(pod);
         } catch (e) {
@@ -355,9 +424,8 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       c: ContainerSpec,
       o: { onWarning?: (msg: string) => void } = {},
     ): Promise<ContainerStatus> {
-      const prepared = await prepareImage(c.image, 'image');
-      return state.withLock(async () => {
-        const pod = await state.findPod(podRef);
+      const prepared = await prepareImage(c.image, 'image', c.imagePullPolicy);
+      return lockedPod(podRef, undefined, async (pod) => {
         if (pod.stoppedAt)
           throw failedPrecondition(`pod "${pod.name}" is stopped: cannot create container "${c.name}" in it`);
         const others = await state.containers(pod.id);
@@ -377,8 +445,9 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
 
     /** Starts a created container: CRI's StartContainer. */
     async startContainer(ref: string): Promise<ContainerStatus> {
-      return state.withLock(async () => {
-        const { pod, rec } = await findContainer(ref);
+      const found = await findContainer(ref);
+      return withPod(found.pod.id, async () => {
+        const { pod, rec } = await findContainer(found.rec.id);
         const st = await containerStatus(rec, pod);
         if (st.state !== 'created') throw failedPrecondition(`container "${rec.name}" is ${st.state}, not created`);
         return containerStatus(await startContainer(ctx, rec), pod);
@@ -394,8 +463,9 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
 
     /** Removes one container (killing it first when `force`). */
     async removeContainer(ref: string, o: { force?: boolean } = {}): Promise<void> {
-      await state.withLock(async () => {
-        const { pod, rec } = await findContainer(ref);
+      const found = await findContainer(ref);
+      await withPod(found.pod.id, async () => {
+        const { pod, rec } = await findContainer(found.rec.id);
         const st = await containerStatus(rec, pod);
         if (st.state === 'running') {
           if (!o.force)
@@ -439,8 +509,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
 
     /** Stops every container of the pod (reverse order), then its sandbox. */
     async stopPod(ref: string, o: { timeoutSeconds?: number; namespace?: string } = {}): Promise<PodStatus> {
-      return state.withLock(async () => {
-        const pod = await state.findPod(ref, o.namespace);
+      return lockedPod(ref, o.namespace, async (pod) => {
         const secs = o.timeoutSeconds ?? pod.spec.terminationGracePeriodSeconds;
         if (!Number.isFinite(secs) || secs < 0) throw invalidArgument(`--time: expected seconds >= 0, got ${secs}`);
         await stopLocked(pod, secs * 1000);
@@ -450,7 +519,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
 
     /** Removes the pod and everything it made. `force` kills running containers first. */
     async removePod(ref: string, o: { force?: boolean; namespace?: string } = {}): Promise<void> {
-      await state.withLock(async () => removeLocked(await state.findPod(ref, o.namespace), o.force ?? false));
+      await lockedPod(ref, o.namespace, (pod) => removeLocked(pod, o.force ?? false));
     },
 
     /** Runs a command in a running container of the pod; resolves to its exit code. */

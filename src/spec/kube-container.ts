@@ -36,6 +36,7 @@ const CONTAINER_FIELDS = [
   'tty',
   'stdin',
   ...PROBE_CONTAINER_FIELDS,
+  'imagePullPolicy',
   'volumeMounts',
   'envFrom',
 ] as const;
@@ -206,6 +207,12 @@ export function readContainer(r: Reader, item: unknown, path: string, init = fal
   c.tty = optBool(m, 'tty', path) ?? false;
   c.stdin = optBool(m, 'stdin', path) ?? false;
   readProbeFields(r, m, path, c, init);
+  const policy = optString(m, 'imagePullPolicy', path);
+  if (policy !== undefined) {
+    if (policy !== 'Always' && policy !== 'IfNotPresent' && policy !== 'Never')
+      fail(`${path}.imagePullPolicy`, `${JSON.stringify(policy)} must be Always, IfNotPresent or Never`);
+    c.imagePullPolicy = policy;
+  }
   const mounts = optList(m, 'volumeMounts', path);
   if (mounts !== undefined) c.volumeMounts = readVolumeMounts(r, mounts, `${path}.volumeMounts`);
   const envFrom = optList(m, 'envFrom', path);

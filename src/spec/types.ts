@@ -147,6 +147,8 @@ export interface ContainerSpec {
   lifecycle?: Lifecycle;
   /** init containers only: `Always` makes it a native sidecar */
   restartPolicy?: 'Always';
+  /** when to pull the image; unset = IfNotPresent (nspod's default, whatever the tag) */
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** pod volumes mounted into this container */
   volumeMounts?: VolumeMount[];
   /** variables taken from every key of ConfigMaps/Secrets (before `env`, which wins) */

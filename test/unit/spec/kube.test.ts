@@ -237,7 +237,6 @@ describe('parsePodYaml: warnings for what is not supported yet', () => {
     assert.deepEqual(pods[0]!.containers[0]!.resources.limits, { memoryBytes: 1073741824 });
     assert.deepEqual(warnings.sort(), [
       'metadata.generateName: not supported yet, ignored',
-      'spec.containers[0].imagePullPolicy: not supported yet, ignored',
       'spec.containers[0].ports[0].appProtocol: not supported yet, ignored',
       'spec.containers[0].resources.limits.ephemeral-storage: not supported yet, ignored',
       'spec.containers[0].resources.limits["nvidia.com/gpu"]: not supported yet, ignored',
@@ -245,6 +244,16 @@ describe('parsePodYaml: warnings for what is not supported yet', () => {
       'spec.nodeSelector: not supported yet, ignored',
       'spec.subdomain: not supported yet, ignored',
     ]);
+  });
+});
+
+describe('parsePodYaml: imagePullPolicy', () => {
+  it('is read per container, unset when not given', () => {
+    const p = base();
+    container(p, 0)['imagePullPolicy'] = 'Always';
+    const { pods } = parsePodYaml(stringify(p));
+    assert.equal(pods[0]!.containers[0]!.imagePullPolicy, 'Always');
+    assert.equal(parsePodYaml(stringify(base())).pods[0]!.containers[0]!.imagePullPolicy, undefined);
   });
 });
 
@@ -320,6 +329,11 @@ describe('parsePodYaml: errors', () => {
       'name a number',
       (p) => ((p['metadata'] as Obj)['name'] = 12),
       'metadata.name: must be a string (got number 12; quote it in YAML)',
+    ],
+    [
+      'imagePullPolicy unknown',
+      (p) => (container(p, 0)['imagePullPolicy'] = 'Sometimes'),
+      'spec.containers[0].imagePullPolicy: "Sometimes" must be Always, IfNotPresent or Never',
     ],
     [
       'name invalid',
