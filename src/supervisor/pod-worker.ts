@@ -392,7 +392,7 @@ export class PodWorker {
 
   private async restartIfDue(rec: ContainerRecord, c: SupContainer): Promise<void> {
     if (c.done || c.restartAt === undefined || c.restartAt > Date.now()) return;
-    const restarted = await this.rt.ctx.state.withLock(async () => {
+    const restarted = await this.rt.withPodLock(this.pod.id, async () => {
       const pod = await this.rt.ctx.state.pod(this.pod.id);
       const cur = await this.rt.ctx.state.container(rec.id);
       if (!pod || pod.stoppedAt || !cur) return undefined;
