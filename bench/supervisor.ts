@@ -9,19 +9,9 @@
  * Counts: BENCH_RUNS (restarts), BENCH_PROBE_PODS (default 50), BENCH_SUP_PODS (default 100).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdtempSync,
-  openSync,
-  closeSync,
-  readFileSync,
-  rmSync,
-  readdirSync,
-  writeFileSync,
-} from 'node:fs';
-import os from 'node:os';
+import { existsSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { RUNS, cli, fmt, stat } from './common.js';
+import { RUNS, benchEnv, cli, fmt, stat } from './common.js';
 
 export interface SupervisorBench {
   restartMs: number[];
@@ -116,20 +106,12 @@ spec:
 }
 
 export async function benchSupervisor(cli: string, runs: number): Promise<SupervisorBench> {
+  // An isolated nspod with a CNI bridge of its own (common.ts), supervised, back-off off.
+  const be = benchEnv('sup', 7);
+  const { root } = be;
+  const runRoot = String(be.env.NSPOD_RUN_ROOT);
   const tag = `${process.pid}`;
-  const root = mkdtempSync(path.join(os.tmpdir(), 'nspod-bench-sup-'));
-  const runRoot = `/run/nspod-bench-sup-${tag}`;
-  const cgroupParent = `nspod-bench-sup-${tag}`;
-  const env = {
-    ...process.env,
-    NSPOD_ROOT: root,
-    NSPOD_RUN_ROOT: runRoot,
-    NSPOD_CGROUP_PARENT: cgroupParent,
-    // no CNI network: loopback-only pods (the probes run in their namespaces all the same)
-    NSPOD_CNI_CONFIG_DIR: path.join(root, 'no-net.d'),
-    NSPOD_SUPERVISE: '1',
-    NSPOD_BACKOFF_BASE_MS: '0',
-  };
+  const env = { ...be.env, NSPOD_SUPERVISE: '1', NSPOD_BACKOFF_BASE_MS: '0' };
   const nspod = (args: string[], input?: string) => {
     const r = spawnSync(process.execPath, [cli, ...args], { env, encoding: 'utf8', ...(input ? { input } : {}) });
     if (r.status !== 0) throw new Error(`nspod ${args.join(' ')}: ${r.stderr}`);
@@ -196,27 +178,7 @@ export async function benchSupervisor(cli: string, runs: number): Promise<Superv
       for (let i = 0; i < 200 && existsSync(`/proc/${daemon}`); i++) await sleep(25);
     }
     cg?.remove();
-    for (const p of readdirSync(path.join(root, 'pods')).filter((f) => f.endsWith('.json'))) {
-      spawnSync(process.execPath, [cli, 'rm', '-f', p.replace(/\.json$/, '')], { env });
-    }
-    rmSync(root, { recursive: true, force: true });
-    rmSync(runRoot, { recursive: true, force: true });
-    for (const h of [
-      'memory',
-      'cpu',
-      'cpuacct',
-      'pids',
-      'cpuset',
-      'devices',
-      'freezer',
-      'blkio',
-      'systemd',
-      'unified',
-      '',
-    ]) {
-      const d = path.join('/sys/fs/cgroup', h, cgroupParent);
-      if (existsSync(d)) spawnSync('rmdir', [d]);
-    }
+    be.cleanup();
   }
 }
 

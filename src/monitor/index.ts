@@ -88,7 +88,9 @@ export async function startConmon(host: Host, o: ConmonOptions): Promise<ConmonS
   ];
   // conmon reports on the sync pipe once the runtime's create is done: {"data": <pid>} or
   // {"data": -1, "message": "<the runtime's error>"}.
-  const res = await host.run(o.conmon, args, { allowFailure: true, syncPipe: true, timeoutMs: 60_000 });
+  // cwd = the bundle: conmon drops files there (an `oom` marker when the cgroup hits its limit),
+  // which would otherwise land in whatever directory nspod was started from.
+  const res = await host.run(o.conmon, args, { allowFailure: true, syncPipe: true, timeoutMs: 60_000, cwd: o.bundle });
   let reported: { data?: number; message?: string } = {};
   try {
     reported = JSON.parse(res.sync ?? '{}') as typeof reported;

@@ -343,7 +343,7 @@ describe('supervisor', () => {
     const d = await describePod(sb, 'order');
     assert.equal(d.status, 'Stopped');
     const s = container(d, 'stubborn');
-    assert.equal(s.exitCode, 137, 'SIGKILL after the grace period');
+    assert.equal(s.exitCode, 137, `SIGKILL after the grace period: ${JSON.stringify({ ...s, spec: undefined })}`);
     assert.equal(container(d, 'app').exitCode, 0);
     assert.equal(container(d, 'side').exitCode, 0);
     for (const c of d.containers) assert.equal(c.restartCount, 0, `${c.name} not restarted after stop`);
