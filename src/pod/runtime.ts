@@ -332,8 +332,6 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
   }
 
   const api = {
-    /** Runs fn under the pod's lock, as stop/rm/create do (the supervisor's restarts). */
-    withPodLock: withPod,
     ...volumeApi(ctx),
     config,
     images,
