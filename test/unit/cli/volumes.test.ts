@@ -40,20 +40,29 @@ describe('configmap/secret create sources', () => {
   });
 
   it('refuses bad sources naming the flag', async () => {
-    const cases: Array<[Promise<unknown>, string, RegExp]> = [
-      [readSources(['novalue'], []), 'INVALID_ARGUMENT', /^--from-literal: expected KEY=VALUE, got "novalue"$/],
-      [readSources(['=x'], []), 'INVALID_ARGUMENT', /^--from-literal: expected KEY=VALUE/],
-      [readSources(['a=1', 'a=2'], []), 'INVALID_ARGUMENT', /^--from-literal: key "a" given twice$/],
-      [readSources([], [path.join(dir, 'none')]), 'NOT_FOUND', /^--from-file: .*none: no such file or directory$/],
-      [readSources([], [`k=${path.join(dir, 'conf.d')}`]), 'INVALID_ARGUMENT', /is a directory: a key cannot be given/],
+    // Thunks: each call starts only when its assertion is waiting for it (no unhandled rejection).
+    const cases: Array<[() => Promise<unknown>, string, RegExp]> = [
+      [() => readSources(['novalue'], []), 'INVALID_ARGUMENT', /^--from-literal: expected KEY=VALUE, got "novalue"$/],
+      [() => readSources(['=x'], []), 'INVALID_ARGUMENT', /^--from-literal: expected KEY=VALUE/],
+      [() => readSources(['a=1', 'a=2'], []), 'INVALID_ARGUMENT', /^--from-literal: key "a" given twice$/],
       [
-        readSources([], [], [path.join(dir, 'bad.env')]),
+        () => readSources([], [path.join(dir, 'none')]),
+        'NOT_FOUND',
+        /^--from-file: .*none: no such file or directory$/,
+      ],
+      [
+        () => readSources([], [`k=${path.join(dir, 'conf.d')}`]),
+        'INVALID_ARGUMENT',
+        /is a directory: a key cannot be given/,
+      ],
+      [
+        () => readSources([], [], [path.join(dir, 'bad.env')]),
         'INVALID_ARGUMENT',
         /^--from-env-file: .*bad\.env:2: expected KEY=VALUE/,
       ],
     ];
     for (const [p, code, re] of cases) {
-      await assert.rejects(p, (e) => isNspodError(e) && e.code === code && re.test(e.message));
+      await assert.rejects(p(), (e) => isNspodError(e) && e.code === code && re.test(e.message));
     }
   });
 });
