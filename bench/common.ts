@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const cli = path.join(projectDir, 'dist', 'cli', 'main.js');
+export const cli = path.join(projectDir, 'dist', 'bin', 'nspod.js');
 export const podYaml = path.join(projectDir, 'examples', 'pod.yaml');
 export const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 

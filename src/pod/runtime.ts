@@ -27,7 +27,7 @@ import type { ContainerSpec, PodSpec } from '../spec/types.js';
 import { alreadyExists, failedPrecondition, invalidArgument, isNspodError, notFound } from '../errors/index.js';
 import type { Context } from './context.js';
 import { Rollback } from './rollback.js';
-import { createSandbox, plannedSandbox, podIp, removeSandbox, stopSandbox } from './sandbox.js';
+import { beginSandbox, createSandbox, plannedSandbox, podIp, removeSandbox, stopSandbox } from './sandbox.js';
 import { createContainer, removeContainer, startContainer, stopContainer } from './container.js';
 import { containerStatus, podState, processIs } from './status.js';
 import type { ContainerStatus, PodStatus } from './status.js';
@@ -73,6 +73,17 @@ async function settleAll<T>(ps: Array<Promise<T>>): Promise<T[]> {
   const failed = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   return rs.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+/**
+ * What of the sandbox a container's creation must wait for: the pause process when it joins the
+ * pod's pid namespace, the network when its env or args use the pod IP; else nothing beyond the
+ * pinned namespaces.
+ */
+function sandboxNeeds(spec: PodSpec, c: ContainerSpec): 'network' | 'pause' | 'none' {
+  if (JSON.stringify([c, spec.volumes ?? []]).includes('status.podIP')) return 'network';
+  const pid = c.pidNamespace?.mode ?? spec.namespaces.pid;
+  return pid === 'pod' ? 'pause' : 'none';
 }
 
 /** A UUID-shaped uid from a hex id, for pods whose YAML gives none. */
@@ -381,23 +392,35 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       } catch (e) {
         return rb.unwind(e);
       }
-      return building(reserved, async (planned) => {
+      return building(reserved, async (pod) => {
+        let sandboxDone: Promise<unknown> = Promise.resolve();
         try {
-          const pod = await buildSandbox(planned, rb);
+          // Containers are created while the pause container starts and CNI ADD runs: they only
+          // need the pinned namespaces, shm and name files. They start once the network is up.
+          const build = await beginSandbox(ctx, { id: pod.id, spec, podDir: pod.dir, runDir: pod.runDir }, rb);
+          sandboxDone = build.done;
+          pod.sandbox = build.sandbox;
+          await setupVolumes(ctx, pod, rb);
           lap('sandbox');
-          // Containers are independent once the sandbox exists: create them together, then start
-          // them together (each undo is pushed as its step completes, so a failure unwinds all).
           const recs = await settleAll(
-            spec.containers.map((c, i) => createContainerLocked(pod, c, resolved[i]!, warn, rb)),
+            spec.containers.map(async (c, i) => {
+              const need = sandboxNeeds(spec, c);
+              if (need === 'network') await build.done;
+              else if (need === 'pause') await build.pause;
+              return createContainerLocked(pod, c, resolved[i]!, warn, rb);
+            }),
           );
           pod.containerIds = recs.map((r) => r.id); // the spec's order, whatever order they finished in
-          await state.savePod(pod);
           lap('containers');
+          await build.done;
+          await state.savePod(pod);
+          lap('network');
           await settleAll(recs.map((r) => startContainer(ctx, r)));
           lap('start');
           rb.commit();
           return { pod: await podStatusOf(pod), timings };
         } catch (e) {
+          await sandboxDone.catch(() => undefined); // every undo of the sandbox is on rb
           return rb.unwind(e);
         }
       });

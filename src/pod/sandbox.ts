@@ -17,7 +17,7 @@ import { containerCgroupPath, limitsFromResources, podCgroupPath, sumLimits } fr
 import { isMountPoint, pinNamespaces, unpinNamespaces, mountShm, unmountShm, writePodFiles } from '../network/index.js';
 import { bandwidthOf, podNetworkNames, portMappingsOf } from '../network/cni/index.js';
 import type { PodNetworkStatus } from '../network/cni/index.js';
-import type { PinnedType } from '../network/index.js';
+import type { PinnedNamespaces, PinnedType } from '../network/index.js';
 import { buildConfig } from '../oci/index.js';
 import { startConmon } from '../monitor/index.js';
 import { hostLimits } from './host-limits.js';
@@ -102,27 +102,56 @@ export function plannedSandbox(ctx: Context, p: SandboxParams): SandboxRecord {
   };
 }
 
+/**
+ * A sandbox being made. `sandbox` already has its cgroup, pinned namespaces, shm and name files
+ * (without the pod IP yet): enough to create containers that join it. `pause` settles when the
+ * pause process runs (`sandbox.pid` set: what a shared pid namespace needs), `done` when the
+ * networks are attached and the name files hold the pod IP too (`sandbox.network` set).
+ */
+export interface SandboxBuild {
+  sandbox: SandboxRecord;
+  pause: Promise<void>;
+  done: Promise<SandboxRecord>;
+}
+
 /** Creates the planned sandbox; pushes an undo for every step onto `rb`. */
 export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback): Promise<SandboxRecord> {
+  return (await beginSandbox(ctx, p, rb)).done;
+}
+
+/**
+ * Starts making the planned sandbox: returns once containers may be created in it, while the
+ * pause container starts and CNI ADD runs. Every step pushes its undo onto `rb` as it completes;
+ * wait for `done` to settle before unwinding `rb`.
+ */
+export async function beginSandbox(ctx: Context, p: SandboxParams, rb: Rollback): Promise<SandboxBuild> {
   const { spec } = p;
   const sandbox = plannedSandbox(ctx, p);
-  const { id, bundle } = sandbox;
   const podCg = sandbox.podCgroupPath;
   const limits = sumLimits(spec.containers.map((c) => limitsFromResources(c.resources)));
-  await ctx.cgroups.createPod(podCg, limits);
-  rb.push(`remove cgroup ${podCg}`, () => ctx.cgroups.removePod(podCg));
-
   const nsDir = path.join(p.runDir, 'ns');
-  const pinned = await pinNamespaces(ctx.host, { dir: nsDir, types: pinnedTypes(spec), hostname: spec.hostname });
-  rb.push(`unpin namespaces in ${nsDir}`, () => unpinNamespaces(ctx.host, pinned));
+  // The pod cgroup and the pinned namespaces do not depend on each other.
+  const [cg, pinnedR] = await Promise.allSettled([
+    ctx.cgroups.createPod(podCg, limits),
+    pinNamespaces(ctx.host, { dir: nsDir, types: pinnedTypes(spec), hostname: spec.hostname }),
+  ]);
+  if (cg.status === 'fulfilled') rb.push(`remove cgroup ${podCg}`, () => ctx.cgroups.removePod(podCg));
+  if (pinnedR.status === 'fulfilled') {
+    const pinned = pinnedR.value;
+    rb.push(`unpin namespaces in ${nsDir}`, () => unpinNamespaces(ctx.host, pinned));
+  }
+  if (cg.status === 'rejected') throw cg.reason;
+  if (pinnedR.status === 'rejected') throw pinnedR.reason;
+  const pinned = pinnedR.value;
 
-  // CNI ADD runs while shm and pause are made: it only needs the pinned netns.
+  // CNI ADD runs while shm, name files, pause (and the caller's containers) are made: it only
+  // needs the pinned netns.
   let netP: Promise<PodNetworkStatus> | undefined;
   if (pinned.net) {
     const netns = pinned.net;
     netP = (async () =>
       ctx.networks.attach({
-        sandboxId: id,
+        sandboxId: sandbox.id,
         podName: spec.name,
         namespace: spec.namespace,
         netns,
@@ -130,18 +159,65 @@ export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback
         portMappings: portMappingsOf(spec.containers, spec.portMappings),
         ...(bandwidthOf(spec.annotations) ? { bandwidth: bandwidthOf(spec.annotations)! } : {}),
       }))();
-    netP.catch(() => undefined); // awaited below; a failure while pause starts is handled by the rollback
-    rb.push(`detach pod networks of ${id}`, async () => {
+    netP.catch(() => undefined); // awaited in `done`; a failure meanwhile is handled by the rollback
+    rb.push(`detach pod networks of ${sandbox.id}`, async () => {
       await netP?.catch(() => undefined);
-      await ctx.networks.detach(id, netns);
+      await ctx.networks.detach(sandbox.id, netns);
     });
   }
 
-  if (sandbox.shm) {
-    const shm = await mountShm(ctx.host, sandbox.shm);
-    rb.push(`unmount ${shm}`, () => unmountShm(ctx.host, shm));
-  }
+  const pause = (async () => {
+    if (sandbox.shm) {
+      const shm = await mountShm(ctx.host, sandbox.shm);
+      rb.push(`unmount ${shm}`, () => unmountShm(ctx.host, shm));
+    }
+    // The files exist before any container bind-mounts them; they are rewritten in place (same
+    // inode) with the pod IP once the network is attached, before any container starts.
+    await writeNameFiles(spec, p.podDir);
+  })();
+  const pauseRunning = pause.then(() => startPause(ctx, p, sandbox, pinned, rb));
+  pauseRunning.catch(() => undefined); // awaited by the caller or in `done`
+  const done = (async () => {
+    // Both settle before `done` does, so every undo is on `rb` when the caller unwinds.
+    const [pr, nr] = await Promise.allSettled([pauseRunning, netP]);
+    if (pr.status === 'rejected') throw pr.reason;
+    if (nr.status === 'rejected') throw nr.reason;
+    if (nr.value) {
+      ctx.onProgress?.('network', 'attached');
+      sandbox.network = nr.value;
+      await writeNameFiles(spec, p.podDir, podIp(sandbox));
+    }
+    return sandbox;
+  })();
+  done.catch(() => undefined); // the caller awaits it
+  await pause; // shm and name files: what a container's config.json points at
+  return { sandbox, pause: pauseRunning, done };
+}
 
+async function writeNameFiles(spec: PodSpec, dir: string, ip?: string): Promise<void> {
+  await writePodFiles({
+    dir,
+    hostname:
+      spec.namespaces.network === 'node'
+        ? (await fs.readFile('/proc/sys/kernel/hostname', 'utf8')).trim()
+        : spec.hostname,
+    hostNetwork: spec.namespaces.network === 'node',
+    ...(ip ? { ip } : {}),
+    ...(spec.hostAliases ? { hostAliases: spec.hostAliases } : {}),
+    ...(spec.dns ? { dns: spec.dns } : {}),
+  });
+}
+
+/** The pause container, created and started under conmon; sets `sandbox.pid` and `conmonPid`. */
+async function startPause(
+  ctx: Context,
+  p: SandboxParams,
+  sandbox: SandboxRecord,
+  pinned: PinnedNamespaces,
+  rb: Rollback,
+): Promise<void> {
+  const { spec } = p;
+  const { id, bundle } = sandbox;
   const rootfs = await pauseRootfs(ctx);
   const namespaces: Array<{ type: 'pid' | 'network' | 'ipc' | 'uts' | 'mount'; path?: string }> = [{ type: 'mount' }];
   if (spec.namespaces.pid !== 'node') namespaces.push({ type: 'pid' });
@@ -180,23 +256,6 @@ export async function createSandbox(ctx: Context, p: SandboxParams, rb: Rollback
   await driver.start(id);
   sandbox.pid = started.pid;
   sandbox.conmonPid = started.conmonPid;
-
-  if (netP) {
-    ctx.onProgress?.('network', 'attaching');
-    sandbox.network = await netP;
-  }
-  await writePodFiles({
-    dir: p.podDir,
-    hostname:
-      spec.namespaces.network === 'node'
-        ? (await fs.readFile('/proc/sys/kernel/hostname', 'utf8')).trim()
-        : spec.hostname,
-    hostNetwork: spec.namespaces.network === 'node',
-    ...(podIp(sandbox) ? { ip: podIp(sandbox)! } : {}),
-    ...(spec.hostAliases ? { hostAliases: spec.hostAliases } : {}),
-    ...(spec.dns ? { dns: spec.dns } : {}),
-  });
-  return sandbox;
 }
 
 /** The pod's IP: the first address of its first network. */
