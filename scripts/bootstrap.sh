@@ -31,17 +31,17 @@ fi
 
 # Build when a source is newer than the last build.
 stamp=dist/.build-stamp
-if [ ! -f "$stamp" ] || [ -n "$(find src package.json tsconfig.json -newer "$stamp" -print -quit)" ]; then
+if [ ! -f "$stamp" ] || [ ! -f dist/bin/nspod.js ] || [ -n "$(find src package.json tsconfig.json scripts/bundle.mjs -newer "$stamp" -print -quit)" ]; then
   log "building"
   rm -rf dist
   npx tsc -p tsconfig.json
-  chmod +x dist/cli/main.js
+  node scripts/bundle.mjs dist
   touch "$stamp"
 fi
 make -s -C native
 
 # The `nspod` command on PATH.
-if [ "$(id -u)" -eq 0 ] && [ "$(readlink -f /usr/local/bin/nspod 2>/dev/null)" != "$PWD/dist/cli/main.js" ]; then
-  ln -sf "$PWD/dist/cli/main.js" /usr/local/bin/nspod
+if [ "$(id -u)" -eq 0 ] && [ "$(readlink -f /usr/local/bin/nspod 2>/dev/null)" != "$PWD/dist/bin/nspod.js" ]; then
+  ln -sf "$PWD/dist/bin/nspod.js" /usr/local/bin/nspod
   log "installed /usr/local/bin/nspod"
 fi

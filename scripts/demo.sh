@@ -3,7 +3,7 @@
 # cgroups nspod made, and the page the sidecar fetches from the app over localhost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-nspod() { node dist/cli/main.js "$@"; }
+nspod() { node dist/bin/nspod.js "$@"; }
 
 echo "\$ nspod play --replace examples/pod.yaml"
 nspod play --replace examples/pod.yaml

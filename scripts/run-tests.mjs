@@ -6,6 +6,8 @@ import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 execFileSync('npx', ['tsc', '-p', 'tsconfig.test.json'], { cwd: root, stdio: 'inherit' });
+// The tests run the CLI as users get it: bundled (dist-test/bin/nspod.js) from this build.
+execFileSync(process.execPath, ['scripts/bundle.mjs', 'dist-test/src'], { cwd: root, stdio: 'inherit' });
 
 function files(dir) {
   if (!existsSync(dir)) return [];

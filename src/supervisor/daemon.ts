@@ -10,7 +10,7 @@
  *   <runRoot>/supervisor.log    the daemon's output when `nspod play` started it
  */
 import { spawn } from 'node:child_process';
-import { promises as fs, openSync, closeSync } from 'node:fs';
+import { promises as fs, openSync, closeSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Runtime } from '../pod/index.js';
@@ -178,9 +178,15 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
   }
 }
 
-/** The CLI entry next to this module (dist/cli/main.js or dist-test/src/cli/main.js). */
-export const cliMainPath = (): string =>
-  path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+/**
+ * The CLI entry this code belongs to: the bundle this module is part of (dist/bin/nspod.js), or
+ * the tsc output's cli/main.js next to this module's directory when it runs unbundled.
+ */
+export const cliMainPath = (): string => {
+  const dir = path.dirname(fileURLToPath(import.meta.url));
+  const bundle = path.join(dir, 'nspod.js');
+  return existsSync(bundle) ? bundle : path.join(dir, '..', 'cli', 'main.js');
+};
 
 /**
  * Makes sure a daemon runs for this configuration: returns the running one's pid, or starts

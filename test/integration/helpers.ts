@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** dist-test/test/integration → the project dir */
 export const projectDir = path.resolve(here, '..', '..', '..');
-export const cliPath = path.join(projectDir, 'dist-test', 'src', 'cli', 'main.js');
+/** The bundled CLI built from this test build (scripts/run-tests.mjs runs scripts/bundle.mjs). */
+export const cliPath = path.join(projectDir, 'dist-test', 'bin', 'nspod.js');
 
 export interface Sandbox {
   root: string;
