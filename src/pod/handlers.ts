@@ -13,12 +13,10 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import http from 'node:http';
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { Duplex } from 'node:stream';
-import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { projectDir } from '../config/index.js';
 import type { Context } from './context.js';
@@ -254,6 +252,8 @@ async function httpGet(
   try {
     const status = await withTimeout(
       (async () => {
+        // Loaded here: most commands that load this module never probe (start-up time).
+        const [http, tls] = await Promise.all([import('node:http'), import('node:tls')]);
         relay = await connect(t.pod, host, port, timeoutMs);
         let socket: Duplex = relay.stream;
         if (h.scheme === 'HTTPS') {
@@ -342,9 +342,10 @@ async function grpcCheck(t: HandlerTarget, port: number, service: string, timeou
   try {
     const { status, grpcStatus, grpcMessage } = await withTimeout(
       (async () => {
+        const { connect: h2connect } = await import('node:http2');
         relay = await connect(t.pod, host, port, timeoutMs);
         const stream = relay.stream;
-        const sess = http2.connect(`http://${host}:${port}`, {
+        const sess = h2connect(`http://${host}:${port}`, {
           createConnection: () => stream as unknown as net.Socket,
         });
         session = sess;
