@@ -216,7 +216,7 @@ export async function killSupervisor(sb: Sandbox): Promise<void> {
   if (!Number.isFinite(pid) || pid <= 1) return;
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (!cmd.includes('serve') || !cmd.some((a) => a.endsWith('main.js'))) return;
+    if (!cmd.includes('serve') || !cmd.some((a) => a === cliPath || a.endsWith('main.js'))) return;
     const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
     if (!env.includes(`NSPOD_RUN_ROOT=${sb.runRoot}`)) return;
     process.kill(pid, 'SIGKILL');
@@ -232,6 +232,7 @@ export async function killSupervisor(sb: Sandbox): Promise<void> {
  */
 export async function destroySandbox(sb: Sandbox): Promise<void> {
   await killSupervisor(sb);
+  const leaked = nspodProcessesOf(sb);
   const pods = await nspod(sb, ['pods', '-o', 'json']).catch(() => undefined);
   if (pods && pods.code === 0) {
     for (const p of JSON.parse(pods.stdout) as Array<{ id: string }>) await nspod(sb, ['rm', '-f', p.id]);
@@ -271,4 +272,28 @@ export async function destroySandbox(sb: Sandbox): Promise<void> {
   await new Promise((r) => spawn('ip', ['link', 'del', sb.net.bridge], { stdio: 'ignore' }).on('close', r));
   await fs.rm(sb.runRoot, { recursive: true, force: true });
   await fs.rm(sb.root, { recursive: true, force: true });
+  if (leaked.length > 0) {
+    for (const pid of leaked) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+    throw new Error(`nspod processes of this sandbox outlived its tests (pids ${leaked.join(', ')})`);
+  }
+}
+
+/** Live nspod CLI processes (node running the CLI) started with this sandbox's run root. */
+function nspodProcessesOf(sb: Sandbox): number[] {
+  const found: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      if (!cmd.some((a) => a === cliPath)) continue;
+      if (readFileSync(`/proc/${e}/environ`, 'utf8').split('\0').includes(`NSPOD_RUN_ROOT=${sb.runRoot}`)) {
+        found.push(Number(e));
+      }
+    } catch {} // gone meanwhile
+  }
+  return found;
 }
