@@ -205,8 +205,27 @@ async function rmdirIfThere(dir: string, onlyIfEmpty = false): Promise<void> {
   }
 }
 
+/**
+ * The verdict `detectRuntime` would give from its cache alone, or undefined when some candidate
+ * it would look at has no cached verdict for its current binary (a probe is needed).
+ */
+export async function cachedRuntime(host: Host, opts: DetectRuntimeOptions): Promise<DetectedRuntime | undefined> {
+  try {
+    return await detectRuntime(host, opts, true);
+  } catch (e) {
+    if (e === NEEDS_PROBE) return undefined;
+    throw e;
+  }
+}
+
+const NEEDS_PROBE = new Error('needs a probe');
+
 /** Picks the first candidate runtime that really runs a container here; see the module doc. */
-export async function detectRuntime(host: Host, opts: DetectRuntimeOptions): Promise<DetectedRuntime> {
+export async function detectRuntime(
+  host: Host,
+  opts: DetectRuntimeOptions,
+  cacheOnly = false,
+): Promise<DetectedRuntime> {
   const pathEnv = opts.pathEnv ?? process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
   const cacheFile = opts.cacheFile ?? path.join(opts.probeDir, 'runtime.json');
   const names = opts.preferred !== undefined ? [opts.preferred] : (opts.candidates ?? DEFAULT_CANDIDATES);
@@ -224,6 +243,7 @@ export async function detectRuntime(host: Host, opts: DetectRuntimeOptions): Pro
       const { mtimeMs } = await stat(rtPath);
       let entry = cache[rtPath];
       if (entry === undefined || entry.mtimeMs !== mtimeMs) {
+        if (cacheOnly) throw NEEDS_PROBE;
         const reason = await probe(host, rtPath, opts);
         entry = { mtimeMs, ok: reason === undefined, version: await versionOf(host, rtPath) };
         if (reason !== undefined) entry.reason = reason;

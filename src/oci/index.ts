@@ -41,7 +41,7 @@ export { parseGroup, parsePasswd, resolveInRoot, resolveUser, resolveUserIn, use
 export type { GroupEntry, PasswdEntry, ResolvedUser } from './user.js';
 export { runtimeDriver, runtimeGlobalArgs, runtimeMessage, runtimeRootFor } from './runtime.js';
 export type { CreateOptions, ExecOptions, RuntimeDriver, RuntimeInfo } from './runtime.js';
-export { DEFAULT_CANDIDATES, detectRuntime } from './detect.js';
+export { DEFAULT_CANDIDATES, cachedRuntime, detectRuntime } from './detect.js';
 export { applyExtras, hostDeviceNodes, prepareExtras, splitDev } from './extras.js';
 export type { ApplyExtrasOptions, PreparedExtras } from './extras.js';
 export { DENIED_SYSCALLS, runtimeDefaultSeccomp } from './seccomp.js';
