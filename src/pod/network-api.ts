@@ -110,8 +110,11 @@ export function makeNetworkApi(ctx: Context) {
      */
     async prune(): Promise<string[]> {
       return ctx.state.withLock(async () => {
+        // Attachments first, then the pods: a pod records itself before its first ADD (and pods
+        // are made without this lock), so every attachment read here has its pod in `live`.
+        const cached = await ctx.networks.client.cached();
         const live = new Set((await ctx.state.pods()).map((p) => p.sandbox.id));
-        const stale = (await ctx.networks.client.cached()).filter((c) => !live.has(c.containerId));
+        const stale = cached.filter((c) => !live.has(c.containerId));
         const ids = [...new Set(stale.map((c) => c.containerId))];
         for (const id of ids) await ctx.networks.detach(id, '');
         return ids;

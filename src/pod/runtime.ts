@@ -21,7 +21,7 @@ import type { ContainerRecord, PodRecord } from '../state/index.js';
 import { openImageStore } from '../image/index.js';
 import type { ImageInfo } from '../image/index.js';
 import { detectCgroups, openCgroups } from '../cgroups/index.js';
-import { detectRuntime } from '../oci/index.js';
+import { cachedRuntime, detectRuntime } from '../oci/index.js';
 import type { RuntimeInfo } from '../oci/index.js';
 import type { ContainerSpec, PodSpec } from '../spec/types.js';
 import { alreadyExists, failedPrecondition, invalidArgument, isNspodError, notFound } from '../errors/index.js';
@@ -35,7 +35,7 @@ import { driverFor } from './driver.js';
 import { ensureImage } from './images.js';
 import type { PullPolicy } from './images.js';
 import { makeNetworkApi } from './network-api.js';
-import { acquireLock, withLockKey } from '../state/lock.js';
+import { acquireLock, isLockHeld, withLockKey } from '../state/lock.js';
 import type { HeldLock } from '../state/lock.js';
 import { PodNetworks, checkHostPorts, portMappingsOf } from '../network/cni/index.js';
 import { checkPodVolumes, setupVolumes } from './volumes.js';
@@ -118,14 +118,16 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     // One probe at a time per run root: nspod processes started together wait for the first one's
     // verdict (cached in runtime.json) instead of all probing. The probe's cgroup is a leaf at the
     // hierarchy root, so it never races with pod cgroups under the shared parent.
+    // A cached verdict needs no lock (the usual case: one probe per boot).
     runtime: () =>
-      (rt ??= withLockKey(`detect:${config.runRoot}`, () =>
-        detectRuntime(host, {
+      (rt ??= (async () => {
+        const o = {
           ...(config.runtime ? { preferred: config.runtime } : {}),
           probeDir: path.join(config.runRoot, 'probe'),
           cacheFile: path.join(config.runRoot, 'runtime.json'),
-        }),
-      )),
+        };
+        return (await cachedRuntime(host, o)) ?? withLockKey(`detect:${config.runRoot}`, () => detectRuntime(host, o));
+      })()),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   };
 
@@ -184,7 +186,8 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     // being reserved meanwhile).
     await state.withLock(async () => {
       await state.deletePod(pod.id);
-      if ((await state.pods()).length === 0) await cgroups.removeParentIfEmpty();
+      await state.releaseName(pod.namespace, pod.name, pod.id);
+      if ((await state.podIds()).length === 0) await cgroups.removeParentIfEmpty();
     });
   }
 
@@ -259,34 +262,79 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
   }
 
   /**
-   * Under the global lock: checks the name and host ports are free, takes the new pod's own lock
-   * (its id is not known to anyone yet, so this cannot wait), then records the pod with its planned
-   * sandbox, which holds the name and ports from now on. Undo steps go on `rb`.
+   * Reserves a new pod: its own lock (a fresh id, so that never waits), the claim on its name
+   * (made atomically, see `claimPodName`), the check that its host ports are free and its record,
+   * which holds the name and ports from then on. Most pods never take the global lock to start;
+   * see below for those that do. Undo steps go on `rb`.
    */
   async function reservePod(
     spec: PodSpec,
     rb: Rollback,
     o: { replaceable?: boolean } = {},
   ): Promise<{ pod: PodRecord; lock: HeldLock }> {
-    return state.withLock(async () => {
-      if (await findByName(spec)) {
-        throw alreadyExists(
-          `pod "${spec.name}" already exists in namespace "${spec.namespace}"${o.replaceable ? ' (use --replace)' : ''}`,
-        );
+    const taken = () =>
+      alreadyExists(
+        `pod "${spec.name}" already exists in namespace "${spec.namespace}"${o.replaceable ? ' (use --replace)' : ''}`,
+      );
+    // Early: the usual case of a name in use fails here without making anything (this also sees
+    // pods recorded before names were claimed).
+    if (await findByName(spec)) throw taken();
+    const id = newId();
+    const lock = await acquireLock(podLockKey(id));
+    try {
+      if (!(await claimPodName(spec, id))) throw taken();
+      rb.push(`release the name of pod "${spec.name}"`, () =>
+        state.withLock(() => state.releaseName(spec.namespace, spec.name, id)),
+      );
+      const pod = newPodRecord(id, spec);
+      // Recorded before anything is made, so `rm -f` can clean up after a creation cut short.
+      // A pod that publishes host ports or uses named volumes is recorded under the global lock:
+      // the port check and `volume rm` read every pod under it, so they see it or it sees them.
+      const hostPorts =
+        portMappingsOf(spec.containers, spec.portMappings).length > 0 && spec.namespaces.network !== 'node';
+      if (hostPorts || (spec.volumes ?? []).some((v) => 'persistentVolumeClaim' in v.source)) {
+        await state.withLock(async () => {
+          await checkPorts(spec);
+          await state.savePod(pod);
+        });
+      } else {
+        await state.savePod(pod);
       }
-      await checkPorts(spec);
-      const id = newId();
-      const lock = await acquireLock(podLockKey(id));
-      try {
-        return { pod: await reservePodLocked(id, spec, rb), lock };
-      } catch (e) {
-        await lock.release();
-        throw e;
-      }
-    });
+      rb.push(`forget pod "${spec.name}"`, () => state.deletePod(id));
+      await fs.mkdir(pod.dir, { recursive: true, mode: 0o700 });
+      rb.push(`remove ${pod.dir}`, () => fs.rm(pod.dir, { recursive: true, force: true }));
+      await fs.mkdir(pod.runDir, { recursive: true, mode: 0o700 });
+      rb.push(`remove ${pod.runDir}`, () => fs.rm(pod.runDir, { recursive: true, force: true }));
+      return { pod, lock };
+    } catch (e) {
+      await lock.release();
+      throw e;
+    }
   }
 
-  async function reservePodLocked(id: string, spec: PodSpec, rb: Rollback): Promise<PodRecord> {
+  /**
+   * Claims the pod's name for `id` (whose pod lock the caller holds); false when another pod has
+   * it. A claim names its pod's id: that pod holds the name while its record exists or while it
+   * is being made (its pod lock is held). A claim with neither is left by a start cut short, and
+   * is dropped under the global lock (so two claimants cannot both drop it) before trying again.
+   */
+  async function claimPodName(spec: PodSpec, id: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const holder = await state.claimName(spec.namespace, spec.name, id);
+      if (holder === undefined) return true;
+      if (holder && (await state.pod(holder))) return false;
+      if (holder && (await isLockHeld(podLockKey(holder)))) return false;
+      await state.withLock(async () => {
+        // Still the same stale claim, and its pod still neither recorded nor being made?
+        if (holder && ((await state.pod(holder)) || (await isLockHeld(podLockKey(holder))))) return;
+        await state.releaseName(spec.namespace, spec.name, holder);
+      });
+    }
+    return false;
+  }
+
+  /** The record of a new pod, with its sandbox planned (nothing made, nothing saved). */
+  function newPodRecord(id: string, spec: PodSpec): PodRecord {
     const pod: PodRecord = {
       id,
       name: spec.name,
@@ -299,15 +347,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       sandbox: undefined as unknown as PodRecord['sandbox'],
       containerIds: [],
     };
-    await fs.mkdir(pod.dir, { recursive: true, mode: 0o700 });
-    rb.push(`remove ${pod.dir}`, () => fs.rm(pod.dir, { recursive: true, force: true }));
-    await fs.mkdir(pod.runDir, { recursive: true, mode: 0o700 });
-    rb.push(`remove ${pod.runDir}`, () => fs.rm(pod.runDir, { recursive: true, force: true }));
-    const params = { id, spec, podDir: pod.dir, runDir: pod.runDir };
-    // Recorded before anything is made, so `rm -f` can clean up after a creation cut short.
-    pod.sandbox = plannedSandbox(ctx, params);
-    await state.savePod(pod);
-    rb.push(`forget pod "${spec.name}"`, () => state.deletePod(id));
+    pod.sandbox = plannedSandbox(ctx, { id, spec, podDir: pod.dir, runDir: pod.runDir });
     return pod;
   }
 
@@ -392,6 +432,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       } catch (e) {
         return rb.unwind(e);
       }
+      lap('reserve');
       return building(reserved, async (pod) => {
         let sandboxDone: Promise<unknown> = Promise.resolve();
         try {

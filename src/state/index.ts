@@ -9,6 +9,8 @@
  * Layout under the root dir:
  *   pods/<podId>.json         PodRecord
  *   containers/<ctrId>.json   ContainerRecord
+ *   names/<namespace>/<name>  the id of the pod that holds the name: made with O_EXCL, so two
+ *                             pods of one name cannot both be made, without a global lock
  * The lock is `<runRoot>/nspod.lock` (a directory lock, safe across processes).
  */
 import { promises as fs } from 'node:fs';
@@ -114,12 +116,13 @@ async function listJson<T>(dir: string): Promise<T[]> {
     if (hasErrno(e, 'ENOENT')) return [];
     throw e;
   }
-  const out: T[] = [];
-  for (const n of names.filter((n) => n.endsWith('.json')).sort()) {
-    const r = await readJson<T>(path.join(dir, n));
-    if (r) out.push(r);
-  }
-  return out;
+  const read = await Promise.all(
+    names
+      .filter((n) => n.endsWith('.json'))
+      .sort()
+      .map((n) => readJson<T>(path.join(dir, n))),
+  );
+  return read.filter((r): r is Awaited<T> => r !== undefined) as T[];
 }
 
 export interface StateStore {
@@ -133,6 +136,15 @@ export interface StateStore {
   deleteContainer(id: string): Promise<void>;
   /** Finds a pod by name (in a namespace, default `default`), id, or unique id prefix. */
   findPod(ref: string, namespace?: string): Promise<PodRecord>;
+  /** Ids of the recorded pods (no record is read). */
+  podIds(): Promise<string[]>;
+  /**
+   * Records that pod `id` holds `name` in `namespace`, unless a claim exists: resolves to the id
+   * in that claim then (whether that pod still exists is the caller's to judge).
+   */
+  claimName(namespace: string, name: string, id: string): Promise<string | undefined>;
+  /** Drops pod `id`'s claim on `name`; another pod's claim is left alone. Under the lock. */
+  releaseName(namespace: string, name: string, id: string): Promise<void>;
   /** Runs fn while holding the mutation lock. */
   withLock<T>(fn: () => Promise<T>): Promise<T>;
 }
@@ -141,6 +153,10 @@ export function openState(opts: { root: string; runRoot: string }): StateStore {
   const podsDir = path.join(opts.root, 'pods');
   const ctrDir = path.join(opts.root, 'containers');
   const lockTarget = path.join(opts.runRoot, 'nspod');
+  // One path component each, whatever the name ("." and ".." included).
+  const component = (n: string) => encodeURIComponent(n).replace(/\./g, '%2E');
+  const nameFile = (namespace: string, name: string) =>
+    path.join(opts.root, 'names', component(namespace), component(name));
   const store: StateStore = {
     pods: () => listJson<PodRecord>(podsDir),
     pod: (id) => readJson<PodRecord>(path.join(podsDir, `${id}.json`)),
@@ -164,6 +180,37 @@ export function openState(opts: { root: string; runRoot: string }): StateStore {
       const byId = ref.length >= 3 ? pods.filter((p) => p.id.startsWith(ref)) : [];
       if (byId.length === 1) return byId[0]!;
       throw notFound(`pod "${ref}" not found`);
+    },
+    async podIds() {
+      try {
+        return (await fs.readdir(podsDir)).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5));
+      } catch (e) {
+        if (hasErrno(e, 'ENOENT')) return [];
+        throw e;
+      }
+    },
+    async claimName(namespace, name, id) {
+      const file = nameFile(namespace, name);
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      // Written whole beside it, then hard-linked into place: link() fails if the name exists,
+      // so one creator wins, and nobody ever reads a claim half-written.
+      const tmp = `${file}.tmp-${id}`;
+      await fs.writeFile(tmp, id, { mode: 0o600 });
+      try {
+        await fs.link(tmp, file);
+        return undefined;
+      } catch (e) {
+        if (!hasErrno(e, 'EEXIST')) throw e;
+      } finally {
+        await fs.rm(tmp, { force: true });
+      }
+      const holder = (await fs.readFile(file, 'utf8').catch(() => '')).trim();
+      return holder === id ? undefined : holder;
+    },
+    async releaseName(namespace, name, id) {
+      const file = nameFile(namespace, name);
+      const holder = await fs.readFile(file, 'utf8').catch(() => undefined);
+      if (holder?.trim() === id) await fs.rm(file, { force: true });
     },
     withLock: (fn) => withLockKey(lockTarget, fn),
   };

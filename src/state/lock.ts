@@ -75,6 +75,14 @@ export async function acquireLock(key: string, timeoutMs = 120_000): Promise<Hel
   }
 }
 
+/** Whether some process (this one included) holds the lock `key` now. */
+export async function isLockHeld(key: string): Promise<boolean> {
+  const server = await tryBind(lockAddress(key));
+  if (!server) return true;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return false;
+}
+
 /**
  * Runs fn holding the lock `key`: first in this process (callers queue in order), then between
  * processes. Not re-entrant: fn must not take the same lock again.

@@ -4,7 +4,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeSandbox, destroySandbox, nspod, nspodOk, podCgroupDirs, cgroupPids, waitFor } from '../helpers.js';
 import type { Sandbox } from '../helpers.js';
@@ -34,15 +34,29 @@ describe('nspod CLI against the system', () => {
       nspod(sb, ['play', '-'], { input: pod('c1', loop) }),
       nspod(sb, ['play', '-'], { input: pod('c2', loop) }),
       nspod(sb, ['play', '-'], { input: pod('c1', loop) }),
+      nspod(sb, ['play', '-'], { input: pod('c1', loop) }),
+      nspod(sb, ['play', '-'], { input: pod('c1', loop) }),
     ]);
     const ok = results.filter((r) => r.code === 0);
     const failed = results.filter((r) => r.code !== 0);
     assert.equal(ok.length, 2, results.map((r) => r.stderr).join('\n'));
-    assert.equal(failed.length, 1);
-    assert.match(failed[0]!.stderr, /pod "c1" already exists/);
+    assert.equal(failed.length, 3);
+    for (const f of failed) assert.match(f.stderr, /pod "c1" already exists/);
     assert.equal(podCgroupDirs(sb).length, 2, 'exactly two pod cgroups exist');
+    assert.equal(readdirSync(path.join(sb.root, 'pods')).filter((f) => f.endsWith('.json')).length, 2);
     await nspodOk(sb, ['rm', '-f', 'c1', 'c2']);
     assert.equal(podCgroupDirs(sb).length, 0);
+  });
+
+  it('a name left claimed by a start that was cut short is free again', async () => {
+    // What nspod leaves when killed between claiming a name and recording its pod.
+    const claim = path.join(sb.root, 'names', 'default', 'stale');
+    mkdirSync(path.dirname(claim), { recursive: true });
+    writeFileSync(claim, 'f'.repeat(64));
+    await nspodOk(sb, ['play', '-'], { input: pod('stale', 'sleep 1000') });
+    assert.notEqual(readFileSync(claim, 'utf8'), 'f'.repeat(64), "the claim is the new pod's");
+    await nspodOk(sb, ['rm', '-f', 'stale']);
+    assert.equal(existsSync(claim), false, 'rm releases the name');
   });
 
   it('shows in inspect the namespace inodes that /proc shows', async () => {

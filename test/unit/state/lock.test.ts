@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { acquireLock, withLockKey } from '../../../src/state/lock.js';
+import { acquireLock, isLockHeld, withLockKey } from '../../../src/state/lock.js';
 
 const lockModule = fileURLToPath(new URL('../../../src/state/lock.js', import.meta.url));
 
@@ -77,5 +77,16 @@ describe('process lock', () => {
     await h.exited;
     const l = await waiting;
     await l.release();
+  });
+
+  it('tells whether another process holds it, without taking it', async () => {
+    const key = `t-${randomBytes(4).toString('hex')}`;
+    assert.equal(await isLockHeld(key), false);
+    assert.equal(await isLockHeld(key), false, 'asking did not leave it taken');
+    const h = await holder(key);
+    assert.equal(await isLockHeld(key), true);
+    h.kill();
+    await h.exited;
+    assert.equal(await isLockHeld(key), false, 'free once its holder died');
   });
 });

@@ -39,6 +39,33 @@ describe('state store', () => {
     }
   });
 
+  it('claims a pod name atomically: the first claimant wins, only the holder releases', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'nspod-state-'));
+    try {
+      const st = openState({ root: dir, runRoot: path.join(dir, 'run') });
+      const ids = ['a1', 'b2', 'c3', 'd4', 'e5', 'f6'];
+      const rs = await Promise.all(ids.map((id) => st.claimName('default', 'web', id)));
+      const winners = ids.filter((_, i) => rs[i] === undefined);
+      assert.equal(winners.length, 1, 'one claimant wins');
+      for (const r of rs) if (r !== undefined) assert.equal(r, winners[0], 'the others are told who holds it');
+      assert.equal(await st.claimName('default', 'web', winners[0]!), undefined, 'a holder claims again');
+      assert.equal(await st.claimName('other', 'web', 'zz'), undefined, 'names are per namespace');
+      await st.releaseName('default', 'web', 'not-the-holder');
+      assert.equal(await st.claimName('default', 'web', 'x9'), winners[0], "another pod's claim stays");
+      await st.releaseName('default', 'web', winners[0]!);
+      assert.equal(await st.claimName('default', 'web', 'x9'), undefined, 'released');
+      // names that are not file names
+      assert.equal(await st.claimName('ns/x', '..', 'fff'), undefined);
+      assert.deepEqual((await readdir(path.join(dir, 'names'))).sort(), ['default', 'ns%2Fx', 'other']);
+      assert.deepEqual(await readdir(path.join(dir, 'names', 'ns%2Fx')), ['%2E%2E'], 'no temp file left');
+      assert.deepEqual(await st.podIds(), []);
+      await st.savePod(pod('ggg', 'z'));
+      assert.deepEqual(await st.podIds(), ['ggg']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('serialises work under the lock', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'nspod-state-'));
     try {
