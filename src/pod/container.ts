@@ -16,9 +16,8 @@ import { containerCgroupPath, limitsFromResources } from '../cgroups/index.js';
 import { buildConfig, hostBoundingCaps, prepareExtras, resolveUser, userSpecFor } from '../oci/index.js';
 import { failedPrecondition, notFound } from '../errors/index.js';
 import type { OciNamespace } from '../oci/index.js';
-import { startConmon } from '../monitor/index.js';
+import { readPidFile, startConmon } from '../monitor/index.js';
 import { createRootfs, removeRootfs } from '../storage/index.js';
-import { newId } from '../state/index.js';
 import { hostLimits } from './host-limits.js';
 import { driverFor, stopGracefully, waitExited } from './driver.js';
 import { runHandler } from './handlers.js';
@@ -26,6 +25,8 @@ import { openEventLog } from '../events/index.js';
 import { prepareContainer } from './volumes.js';
 
 export interface ContainerParams {
+  /** the new container's id, recorded in the pod's `creating` before this is called */
+  id: string;
   pod: PodRecord;
   spec: ContainerSpec;
   image: ImageInfo;
@@ -59,8 +60,7 @@ function namespacesFor(pod: PodRecord, spec: ContainerSpec, cgroupNs: boolean, t
 }
 
 export async function createContainer(ctx: Context, p: ContainerParams, rb: Rollback): Promise<ContainerRecord> {
-  const id = newId();
-  const { pod, spec } = p;
+  const { id, pod, spec } = p;
   const rootfs = await createRootfs(ctx.host, { root: ctx.config.root, containerId: id, layerDirs: p.layerDirs });
   rb.push(`remove rootfs of container "${spec.name}"`, () => removeRootfs(ctx.host, ctx.config.root, id));
 
@@ -173,6 +173,27 @@ export async function stopContainer(ctx: Context, rec: ContainerRecord, timeoutM
     signal: rec.stopSignal,
     timeoutMs,
   });
+}
+
+/**
+ * Cleans up after a container of `pod` whose creation was cut short (nspod killed before its
+ * record was saved): waits for a conmon still running the runtime's create for it (its conmon pid
+ * file is written first, the container's pid file when create is done), then deletes it in the
+ * runtime, waits for that conmon to go, and removes its rootfs. Idempotent.
+ */
+export async function removeCutShort(ctx: Context, pod: PodRecord, id: string): Promise<void> {
+  const conmonPid = await readPidFile(path.join(pod.runDir, `${id}.conmon.pid`));
+  const exitFile = path.join(pod.runDir, 'exits', id);
+  if (conmonPid) {
+    const pidFile = path.join(pod.runDir, `${id}.pid`);
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !(await readPidFile(pidFile)) && !(await waitExited({ exitFile, conmonPid }, 0))) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  await (await driverFor(ctx)).delete(id, { force: true });
+  if (conmonPid) await waitExited({ exitFile, conmonPid }, 5000);
+  await removeRootfs(ctx.host, ctx.config.root, id);
 }
 
 export async function removeContainer(ctx: Context, rec: ContainerRecord): Promise<void> {

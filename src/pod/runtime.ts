@@ -28,7 +28,7 @@ import { alreadyExists, failedPrecondition, invalidArgument, isNspodError, notFo
 import type { Context } from './context.js';
 import { Rollback } from './rollback.js';
 import { beginSandbox, createSandbox, plannedSandbox, podIp, removeSandbox, stopSandbox } from './sandbox.js';
-import { createContainer, removeContainer, startContainer, stopContainer } from './container.js';
+import { createContainer, removeContainer, removeCutShort, startContainer, stopContainer } from './container.js';
 import { containerStatus, podState, processIs } from './status.js';
 import type { ContainerStatus, PodStatus } from './status.js';
 import { driverFor } from './driver.js';
@@ -170,6 +170,16 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     if (!pod.stoppedAt) await state.savePod({ ...pod, stoppedAt: new Date().toISOString() });
   }
 
+  /** Records in the pod that containers `ids` are about to be made (see `PodRecord.creating`). */
+  async function beginCreating(pod: PodRecord, ids: string[], rb: Rollback): Promise<void> {
+    pod.creating = [...(pod.creating ?? []), ...ids];
+    await state.savePod(pod);
+    rb.push(`forget the creation of ${ids.length} container(s)`, async () => {
+      pod.creating = pod.creating?.filter((id) => !ids.includes(id));
+      if (await state.pod(pod.id)) await state.savePod(pod);
+    });
+  }
+
   async function removeLocked(pod: PodRecord, force: boolean): Promise<void> {
     const status = await podStatusOf(pod);
     const running = status.containers.filter((c) => c.state === 'running');
@@ -179,7 +189,9 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       );
     }
     await stopLocked(pod, 0);
-    for (const c of await state.containers(pod.id)) await removeContainer(ctx, c);
+    const recs = await state.containers(pod.id);
+    for (const c of recs) await removeContainer(ctx, c);
+    for (const id of pod.creating ?? []) if (!recs.some((r) => r.id === id)) await removeCutShort(ctx, pod, id);
     await removeSandbox(ctx, pod);
     await fs.rm(pod.dir, { recursive: true, force: true });
     // The last pod gone: leave no empty nspod cgroup behind (under the global lock, so no pod is
@@ -360,9 +372,13 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     return pod;
   }
 
-  /** Creates a container in `pod` and records it in the pod (mutates `pod.containerIds`). */
+  /**
+   * Creates container `id` (already in `pod.creating`, saved) in `pod` and records it in the pod
+   * (mutates `pod.containerIds`).
+   */
   async function createContainerLocked(
     pod: PodRecord,
+    id: string,
     c: ContainerSpec,
     prepared: PreparedImage,
     warn: (msg: string) => void,
@@ -370,10 +386,11 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
   ): Promise<ContainerRecord> {
     const rec = await createContainer(
       ctx,
-      { pod, spec: c, image: prepared.image, layerDirs: prepared.layerDirs, warn },
+      { id, pod, spec: c, image: prepared.image, layerDirs: prepared.layerDirs, warn },
       rb,
     );
     pod.containerIds.push(rec.id);
+    pod.creating = pod.creating?.filter((x) => x !== rec.id); // recorded: no longer cut short
     await state.savePod(pod);
     rb.push(`drop container "${c.name}" from pod "${pod.name}"`, async () => {
       pod.containerIds = pod.containerIds.filter((id) => id !== rec.id);
@@ -443,12 +460,14 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
           pod.sandbox = build.sandbox;
           await setupVolumes(ctx, pod, rb);
           lap('sandbox');
+          const ids = spec.containers.map(() => newId());
+          await beginCreating(pod, ids, rb);
           const recs = await settleAll(
             spec.containers.map(async (c, i) => {
               const need = sandboxNeeds(spec, c);
               if (need === 'network') await build.done;
               else if (need === 'pause') await build.pause;
-              return createContainerLocked(pod, c, resolved[i]!, warn, rb);
+              return createContainerLocked(pod, ids[i]!, c, resolved[i]!, warn, rb);
             }),
           );
           pod.containerIds = recs.map((r) => r.id); // the spec's order, whatever order they finished in
@@ -507,7 +526,9 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
         }
         const rb = new Rollback();
         try {
-          const rec = await createContainerLocked(pod, c, prepared, o.onWarning ?? (() => undefined), rb);
+          const id = newId();
+          await beginCreating(pod, [id], rb);
+          const rec = await createContainerLocked(pod, id, c, prepared, o.onWarning ?? (() => undefined), rb);
           rb.commit();
           return containerStatus(rec, pod);
         } catch (e) {

@@ -289,6 +289,25 @@ export async function removeSandbox(ctx: Context, pod: PodRecord): Promise<void>
   await unpinNamespaces(ctx.host, pod.sandbox.namespaces);
   if (pod.sandbox.shm) await unmountShm(ctx.host, pod.sandbox.shm);
   await teardownVolumes(ctx.host, pod);
+  await killLeftovers(ctx, pod.sandbox.podCgroupPath);
   await ctx.cgroups.removePod(pod.sandbox.podCgroupPath);
   await fs.rm(pod.runDir, { recursive: true, force: true });
+}
+
+/**
+ * Every container of the pod has been stopped and deleted by now; a process still in the pod's
+ * cgroup is one a start cut short left behind (a runtime create that finished after nspod was
+ * killed). Everything in the pod's cgroup is the pod's: it is killed, as kubelet does.
+ */
+async function killLeftovers(ctx: Context, podCg: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (let pids = await ctx.cgroups.procs(podCg); pids.length > 0; pids = await ctx.cgroups.procs(podCg)) {
+    if (Date.now() > deadline) return; // removePod says which processes remain
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {} // gone meanwhile
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

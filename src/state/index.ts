@@ -59,6 +59,11 @@ export interface PodRecord {
   runDir: string;
   sandbox: SandboxRecord;
   containerIds: string[];
+  /**
+   * Ids of containers whose creation began (recorded before anything of them is made): one with
+   * no container record was cut short, and removal cleans up what it may have left.
+   */
+  creating?: string[];
   /** set once `stop` was asked for; the supervisor will not restart anything */
   stoppedAt?: string;
 }

@@ -6,7 +6,18 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { makeSandbox, destroySandbox, nspod, nspodOk, podCgroupDirs, cgroupPids, waitFor } from '../helpers.js';
+import { spawn } from 'node:child_process';
+import {
+  makeSandbox,
+  destroySandbox,
+  nspod,
+  nspodOk,
+  podCgroupDirs,
+  cgroupPids,
+  waitFor,
+  cliPath,
+  mountsContaining,
+} from '../helpers.js';
 import type { Sandbox } from '../helpers.js';
 
 const pod = (name: string, command: string, extra = '') => `
@@ -57,6 +68,40 @@ describe('nspod CLI against the system', () => {
     assert.notEqual(readFileSync(claim, 'utf8'), 'f'.repeat(64), "the claim is the new pod's");
     await nspodOk(sb, ['rm', '-f', 'stale']);
     assert.equal(existsSync(claim), false, 'rm releases the name');
+  });
+
+  it('nspod killed while it creates containers: rm -f afterwards leaves no process, mount, cgroup or runtime state', async () => {
+    const runDirs = path.join(sb.runRoot, 'pods');
+    // Kill it as soon as a container's conmon has started (its pid file is written before the
+    // runtime's create runs): the containers are being made, their records not yet saved.
+    const child = spawn(process.execPath, [cliPath, 'play', '-'], { env: sb.env, stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = new Promise((r) => child.on('exit', r));
+    child.stdin.end(`${pod('cut', 'sleep 1000')}    - name: two
+      image: localhost/busybox:latest
+      command: [sleep, '1000']
+`);
+    await waitFor(
+      'a container conmon pid file',
+      () =>
+        existsSync(runDirs) &&
+        readdirSync(runDirs).some((d) =>
+          readdirSync(path.join(runDirs, d)).some((f) => f.endsWith('.conmon.pid') && !f.includes('-pause')),
+        ),
+      30_000,
+    );
+    child.kill('SIGKILL');
+    await exited;
+    await nspodOk(sb, ['rm', '-f', 'cut']);
+    assert.deepEqual(podCgroupDirs(sb), [], 'no pod cgroup left');
+    assert.deepEqual(mountsContaining(sb.root), [], 'no mount left under the root');
+    assert.deepEqual(mountsContaining(sb.runRoot), [], 'no mount left under the run root');
+    const rtRoot = path.join(sb.runRoot, 'runtime');
+    assert.deepEqual(existsSync(rtRoot) ? readdirSync(rtRoot) : [], [], 'no runtime state left');
+    const ctrs = path.join(sb.root, 'containers');
+    assert.deepEqual(existsSync(ctrs) ? readdirSync(ctrs) : [], [], 'no container dir or record left');
+    // and the name is free again
+    await nspodOk(sb, ['play', '-'], { input: pod('cut', 'sleep 1000') });
+    await nspodOk(sb, ['rm', '-f', 'cut']);
   });
 
   it('shows in inspect the namespace inodes that /proc shows', async () => {
