@@ -271,8 +271,17 @@ export function openCgroups(opts: OpenCgroupsOptions): Cgroups {
 
     async createPod(podPath, limits) {
       const p = checkPath(podPath);
-      if (layout.version === 2) await createV2(p, limits);
-      else await createV1(p, limits);
+      // The parent may be removed under us by the removal of the last other pod (it removes the
+      // parent when no pod is recorded, and ours may be recorded just after it looked): again.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          if (layout.version === 2) await createV2(p, limits);
+          else await createV1(p, limits);
+          return;
+        } catch (e) {
+          if (attempt >= 3 || !(e instanceof Error && hasErrno(e.cause, 'ENOENT'))) throw e;
+        }
+      }
     },
 
     async removePod(podPath) {

@@ -194,8 +194,8 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     for (const id of pod.creating ?? []) if (!recs.some((r) => r.id === id)) await removeCutShort(ctx, pod, id);
     await removeSandbox(ctx, pod);
     await fs.rm(pod.dir, { recursive: true, force: true });
-    // The last pod gone: leave no empty nspod cgroup behind (under the global lock, so no pod is
-    // being reserved meanwhile).
+    // The last pod gone: leave no empty nspod cgroup behind (a pod recorded just after this looked
+    // makes the parent again: see cgroups' createPod).
     await state.withLock(async () => {
       await state.deletePod(pod.id);
       await state.releaseName(pod.namespace, pod.name, pod.id);
