@@ -26,5 +26,8 @@ await build({
   banner: { js: "import { createRequire as __nspodRequire } from 'node:module';\nconst require = __nspodRequire(import.meta.url);" },
   logLevel: 'warning',
   legalComments: 'none',
+  // Less source for V8 to scan at every start (~10 ms of CPU); names are kept for stack traces.
+  minifyWhitespace: true,
+  minifySyntax: true,
 });
 chmodSync(path.join(outdir, 'nspod.js'), 0o755);
