@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { httpRequest as request, newAgent } from './http.js';
-import type { Agent, Dispatcher } from './http.js';
+import type { Agent, HttpMethod, HttpResponse } from './http.js';
 import {
   NspodError,
   failedPrecondition,
@@ -155,7 +155,7 @@ export interface BlobSink {
 }
 
 interface SendOptions {
-  method: Dispatcher.HttpMethod;
+  method: HttpMethod;
   path: string;
   /** `repository:<name>:pull` … for bearer tokens */
   scope?: string;
@@ -163,7 +163,7 @@ interface SendOptions {
   body?: Buffer | (() => NodeJS.ReadableStream);
 }
 
-type Response = Dispatcher.ResponseData;
+type Response = HttpResponse;
 
 const USER_AGENT = 'nspod/0.1';
 /** manifests and indexes are small; a registry sending more is refused (as containerd does) */
@@ -194,9 +194,9 @@ export class RegistryClient {
     this.dispatcher = newAgent({
       connections: 8,
       keepAliveTimeout: 10_000,
-      headersTimeout: 60_000,
-      bodyTimeout: 60_000,
-      connect: { ...(ca ? { ca } : {}), ...(insecure ? { rejectUnauthorized: false } : {}) },
+      idleTimeout: 60_000,
+      ...(ca ? { ca } : {}),
+      ...(insecure ? { rejectUnauthorized: false } : {}),
     });
   }
 
@@ -360,7 +360,7 @@ export class RegistryClient {
         res = await request(url, {
           method,
           headers,
-          ...(body !== undefined && method !== 'GET' && method !== 'HEAD' ? { body: body as never } : {}),
+          ...(body !== undefined && method !== 'GET' && method !== 'HEAD' ? { body } : {}),
           dispatcher: this.dispatcher,
         });
         const loc = res.headers.location;

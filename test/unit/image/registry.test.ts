@@ -6,6 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { openImageStore, parseReference } from '../../../src/image/index.js';
 import { realHost } from '../../../src/host/index.js';
 import type { ImageIndex } from '../../../src/image/index.js';
@@ -26,6 +27,7 @@ import {
   saveCredentials,
 } from '../../../src/image/registry/config.js';
 import { parseRegistriesConfig } from '../../../src/image/registry/registries-file.js';
+import { httpRequest, newAgent } from '../../../src/image/registry/http.js';
 import { candidatesFor, parsePlatform, selectPlatform } from '../../../src/image/registry/pull.js';
 import { unpackLayer } from '../../../src/storage/index.js';
 
@@ -263,6 +265,54 @@ describe('client against a local HTTP server', () => {
     } finally {
       await good.close();
       await bad.close();
+      server.close();
+    }
+  });
+
+  test('HTTP layer: kept-alive sockets reused, bodies streamed both ways, a silent server times out as transient', async () => {
+    const sockets = new Set<unknown>();
+    const received: string[] = [];
+    const server = createServer((req, res) => {
+      sockets.add(req.socket);
+      if (req.url === '/silent') return; // never answers
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push(`${req.method} ${req.url} ${Buffer.concat(chunks).toString()}`);
+        res.writeHead(200, { 'x-n': String(received.length) }).end('x'.repeat(100_000));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const agent = newAgent({ connections: 2, idleTimeout: 300 });
+    try {
+      const a = await httpRequest(`${base}/a`, { method: 'GET', dispatcher: agent });
+      assert.equal(a.statusCode, 200);
+      assert.equal(a.headers['x-n'], '1');
+      assert.equal((await a.body.text()).length, 100_000);
+      const b = await httpRequest(`${base}/b`, {
+        method: 'PUT',
+        headers: { 'content-length': '5' },
+        body: Readable.from([Buffer.from('he'), Buffer.from('llo')]),
+        dispatcher: agent,
+      });
+      await b.body.dump();
+      const c = await httpRequest(new URL(`${base}/c`), {
+        method: 'POST',
+        body: Buffer.from('buf'),
+        dispatcher: agent,
+      });
+      let n = 0;
+      for await (const chunk of c.body) n += chunk.length;
+      assert.equal(n, 100_000);
+      assert.deepEqual(received, ['GET /a ', 'PUT /b hello', 'POST /c buf']);
+      assert.equal(sockets.size, 1, 'one connection, kept alive');
+      const e = await httpRequest(`${base}/silent`, { method: 'GET', dispatcher: agent }).catch((x: unknown) => x);
+      assert.equal((e as { code?: string }).code, 'ETIMEDOUT');
+      assert.equal(isTransient(e), true);
+    } finally {
+      await agent.close();
+      server.closeAllConnections();
       server.close();
     }
   });
