@@ -92,6 +92,7 @@ export async function unpackLayer(opts: UnpackLayerOptions): Promise<UnpackLayer
       asRoot: process.getuid?.() === 0,
       dirTimes: [],
       opaqueDirs: new Set(),
+      dirs: new Map(),
     };
     let result: UnpackLayerResult;
     try {
