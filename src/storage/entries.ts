@@ -17,7 +17,7 @@ import {
   rmSync,
   symlinkSync,
   utimesSync,
-  writeSync,
+  write,
 } from 'node:fs';
 import path from 'node:path';
 import type { ReadEntry } from 'tar';
@@ -45,8 +45,7 @@ export interface LayerWriter {
  * Metadata calls (lstat, mkdir, symlink, chown, chmod, utimes…) are synchronous: each is one
  * syscall of microseconds, while the thread-pool round trip of its async form costs ~0.5 ms on
  * a busy 2-core machine, queued behind the layer's gunzip and file writes — and entries are
- * written one after another. File contents are written synchronously too, a chunk at a time,
- * between reads of the stream (the page cache takes them at memory speed).
+ * written one after another. File contents are written in the pool (see writeFile).
  */
 
 const resolveDir = (w: LayerWriter, parts: string[], create: boolean): string =>
@@ -80,12 +79,43 @@ function setOwner(w: LayerWriter, p: string, e: ReadEntry): void {
   if (w.asRoot) lchownSync(p, e.uid ?? 0, e.gid ?? 0);
 }
 
+/** Writes all of `buf` at the file's current offset. */
+function writeAll(fd: number, buf: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number): void =>
+      write(fd, buf, off, buf.length - off, null, (err, n) => {
+        if (err) return reject(err);
+        if (off + n < buf.length) return step(off + n);
+        resolve();
+      });
+    step(0);
+  });
+}
+
+/** Bytes of one file queued for writing before the reader waits for them. */
+const WRITE_AHEAD = 4 * 1024 * 1024;
+
 async function writeFile(w: LayerWriter, p: string, e: ReadEntry, mtime: Date): Promise<void> {
   const fd = createReplacing(w, p, () => openSync(p, 'wx', 0o600));
   try {
+    // contents go through the thread pool (page-cache writes of a big layer cost more than the
+    // rest of the unpack), queued in order while the next chunks are read, up to WRITE_AHEAD
+    let queue: Promise<void> = Promise.resolve();
+    let queued = 0;
+    let failure: { e: unknown } | undefined;
     for await (const chunk of e as AsyncIterable<Buffer>) {
-      for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off);
+      if (failure) break;
+      queued += chunk.length;
+      queue = queue
+        .then(() => writeAll(fd, chunk))
+        .then(
+          () => void (queued -= chunk.length),
+          (err: unknown) => void (failure ??= { e: err }),
+        );
+      if (queued > WRITE_AHEAD) await queue;
     }
+    await queue;
+    if (failure) throw failure.e;
     // owner before mode: chown clears setuid/setgid bits
     if (w.asRoot) fchownSync(fd, e.uid ?? 0, e.gid ?? 0);
     fchmodSync(fd, e.mode ?? 0o644);
