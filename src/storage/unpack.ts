@@ -144,7 +144,7 @@ export async function unpackLayer(opts: UnpackLayerOptions): Promise<UnpackLayer
     // big chunks: every chunk costs a tar parser step and a write
     const src = source ?? createReadStream(opts.blob, { highWaterMark: 1024 * 1024 });
     const stream: Readable =
-      compression === 'gzip' ? src.pipe(createGunzip({ chunkSize: 256 * 1024 })) : zstd ? src.pipe(zstd) : src;
+      compression === 'gzip' ? src.pipe(createGunzip({ chunkSize: 1024 * 1024 })) : zstd ? src.pipe(zstd) : src;
     if (stream !== src) {
       src.on('error', (e: Error) => stream.destroy(e));
       stream.on('close', () => src.destroy());

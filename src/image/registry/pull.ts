@@ -264,6 +264,10 @@ async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Pr
 
 class Cancelled extends Error {}
 
+/** Size of the pieces a download is written in, and how much may be queued for writing. */
+const WRITE_CHUNK = 1024 * 1024;
+const WRITE_AHEAD = 8 * 1024 * 1024;
+
 /** A Cancelled, or an error made of one (the client wraps what a sink throws). */
 const isCancel = (e: unknown): boolean =>
   e instanceof Cancelled || (e instanceof Error && e.cause instanceof Cancelled);
@@ -458,6 +462,33 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
         tee = undefined;
         unpacking = undefined;
       };
+      // network reads come in 64 KiB: they are written (and fed to the unpack) in ~1 MiB
+      // pieces, queued ahead up to WRITE_AHEAD so the download does not wait for each write
+      let pending: Buffer[] = [];
+      let pendingSize = 0;
+      let writes: Promise<void> = Promise.resolve();
+      let queued = 0;
+      let writeError: { e: unknown } | undefined;
+      const flush = async (): Promise<void> => {
+        if (pendingSize === 0) return;
+        const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingSize);
+        const at = size - pendingSize;
+        pending = [];
+        pendingSize = 0;
+        queued += buf.length;
+        // at explicit offsets: after a reset, the file position is not back at 0
+        writes = writes
+          .then(() => fh.write(buf, 0, buf.length, at))
+          .then(
+            () => void (queued -= buf.length),
+            (e: unknown) => void (writeError ??= { e }),
+          );
+        // an unpack that failed gets no more, but the blob is still checked: altered bytes
+        // are the error to tell, and they would break the unpack first
+        if (tee && !unpackError && !tee.write(buf)) await drained(tee);
+        if (queued > WRITE_AHEAD) await writes;
+        if (writeError) throw writeError.e;
+      };
       try {
         try {
           await res.client.fetchBlob(
@@ -468,17 +499,18 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
               write: async (chunk) => {
                 if (failed) throw new Cancelled('cancelled');
                 hash.update(chunk);
-                // at an explicit offset: after a reset, the file position is not back at 0
-                const written = fh.write(chunk, 0, chunk.length, size);
                 size += chunk.length;
-                // an unpack that failed gets no more, but the blob is still checked: altered
-                // bytes are the error to tell, and they would break the unpack first
-                if (tee && !unpackError && !tee.write(chunk)) await drained(tee);
-                await written;
+                pending.push(chunk);
+                pendingSize += chunk.length;
+                if (pendingSize >= WRITE_CHUNK) await flush();
               },
               reset: async () => {
+                await writes;
+                writeError = undefined;
                 hash = createHash('sha256');
                 size = 0;
+                pending = [];
+                pendingSize = 0;
                 await fh.truncate(0);
                 // the unpack has seen bytes that come again: it starts over from the blob
                 await stopUnpack(new Error('download restarted'));
@@ -487,9 +519,13 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
             (received) => progress('downloading', received),
             () => progress('retrying', size),
           );
+          await flush();
+          await writes;
+          if (writeError) throw writeError.e;
           if (!unpackError) tee?.end();
           await fh.sync();
         } finally {
+          await writes;
           await fh.close();
         }
         const digest = `sha256:${hash.digest('hex')}`;
