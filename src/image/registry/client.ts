@@ -237,7 +237,13 @@ export class RegistryClient {
     return unavailable(`${what}: ${detail}`, e);
   }
 
-  /** Finds the scheme (and the auth challenge) with `GET /v2/`. */
+  /**
+   * Finds the scheme (and the auth challenge) with `GET /v2/`: HTTPS, and for an insecure
+   * registry plain HTTP when HTTPS fails. When the insecure registry names its port, plain HTTP
+   * is probed first: one port speaks one of the two, so the answer is the same, and a plain
+   * server is found without the cost of a TLS handshake that fails (~20 ms of CPU). The probe
+   * carries no credentials.
+   */
   ping(): Promise<void> {
     return (this.pinging ??= this.doPing().catch((e: unknown) => {
       this.pinging = undefined;
@@ -246,11 +252,12 @@ export class RegistryClient {
   }
 
   private async doPing(): Promise<void> {
-    const schemes = isInsecure(this.opts.config, this.registry) ? ['https', 'http'] : ['https'];
+    const insecure = isInsecure(this.opts.config, this.registry);
+    const schemes = !insecure ? ['https'] : /:\d+$/.test(this.apiHost) ? ['http', 'https'] : ['https', 'http'];
     let last: unknown;
     for (const [i, scheme] of schemes.entries()) {
       const base = `${scheme}://${this.apiHost}`;
-      // an HTTPS probe with a plain HTTP fallback gets no retries: a plain server fails it at once
+      // a first probe with a fallback gets no retries: a server of the other scheme fails it at once
       const probe = i < schemes.length - 1;
       try {
         const res = await this.retry(`registry ${this.registry}`, probe ? 1 : undefined, async () => {

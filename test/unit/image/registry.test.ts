@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -313,6 +314,39 @@ describe('client against a local HTTP server', () => {
     } finally {
       await agent.close();
       server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  test('an insecure registry with a port is probed in plain HTTP first, then HTTPS when that is not it', async () => {
+    // what each connection began with: 'G' for a plain GET, 0x16 for a TLS handshake
+    const firsts: string[] = [];
+    let answer: 'registry' | 'tls-only' = 'registry';
+    const server = net.createServer((sock) => {
+      sock.once('data', (b: Buffer) => {
+        firsts.push(b[0] === 0x16 ? 'tls' : String.fromCharCode(b[0]!));
+        if (b[0] === 0x16) return void sock.destroy();
+        const body = answer === 'registry' ? '{}' : 'Client sent an HTTP request to an HTTPS server.';
+        const status = answer === 'registry' ? '200 OK' : '400 Bad Request';
+        sock.end(`HTTP/1.1 ${status}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = (): RegistryClient =>
+      new RegistryClient({ registry, config: defaultRegistriesConfig(), retry: { attempts: 1 } });
+    try {
+      const plain = client();
+      await plain.ping();
+      await plain.close();
+      assert.deepEqual(firsts, ['G'], 'a plain registry: no TLS handshake tried');
+      firsts.length = 0;
+      answer = 'tls-only';
+      const tls = client();
+      await assert.rejects(tls.ping());
+      await tls.close();
+      assert.deepEqual(firsts, ['G', 'tls'], 'a port that is not plain HTTP: then HTTPS');
+    } finally {
       server.close();
     }
   });
