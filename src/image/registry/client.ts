@@ -6,7 +6,8 @@
  * on transient failures (5xx, 429, reset or refused connections).
  */
 import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import { createRequire } from 'node:module';
+import type tls from 'node:tls';
 import { httpRequest as request, newAgent } from './http.js';
 import type { Agent, HttpMethod, HttpResponse } from './http.js';
 import {
@@ -186,6 +187,8 @@ export class RegistryClient {
     let ca: string[] | undefined;
     if (entry?.caFile) {
       try {
+        // tls is loaded only here: a plain registry never needs it
+        const { rootCertificates } = createRequire(import.meta.url)('node:tls') as typeof tls;
         ca = [...rootCertificates, readFileSync(entry.caFile, 'utf8')];
       } catch (e) {
         throw invalidArgument(`registry ${opts.registry}: cannot read caFile ${entry.caFile}: ${messageOf(e)}`, e);

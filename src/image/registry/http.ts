@@ -9,8 +9,14 @@
  */
 import http from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
+
+// node:https (and tls) load only for an HTTPS registry: a plain loopback one never needs them
+const require = createRequire(import.meta.url);
+let httpsModule: typeof https | undefined;
+const httpsLib = (): typeof https => (httpsModule ??= require('node:https') as typeof https);
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -29,6 +35,7 @@ export interface AgentOptions {
 
 export interface Agent {
   readonly http: http.Agent;
+  /** made on first use */
   readonly https: https.Agent;
   readonly idleTimeout: number;
   close(): Promise<void>;
@@ -43,18 +50,20 @@ export function newAgent(o: AgentOptions = {}): Agent {
     timeout: o.keepAliveTimeout ?? 10_000,
   };
   const h = new http.Agent(common);
-  const s = new https.Agent({
-    ...common,
-    ...(o.ca ? { ca: o.ca } : {}),
-    ...(o.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
-  });
+  let s: https.Agent | undefined;
   return {
     http: h,
-    https: s,
+    get https() {
+      return (s ??= new (httpsLib().Agent)({
+        ...common,
+        ...(o.ca ? { ca: o.ca } : {}),
+        ...(o.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
+      }));
+    },
     idleTimeout: o.idleTimeout ?? 60_000,
     close: async () => {
       h.destroy();
-      s.destroy();
+      s?.destroy();
     },
   };
 }
@@ -110,7 +119,7 @@ export function httpRequest(url: string | URL, o: HttpRequestOptions): Promise<H
   const secure = u.protocol === 'https:';
   if (!secure && u.protocol !== 'http:') return Promise.reject(new Error(`unsupported URL scheme in ${u.href}`));
   return new Promise<HttpResponse>((resolve, reject) => {
-    const req = (secure ? https : http).request(u, {
+    const req = (secure ? httpsLib() : http).request(u, {
       method: o.method,
       headers: o.headers ?? {},
       agent: secure ? o.dispatcher.https : o.dispatcher.http,
