@@ -2,8 +2,9 @@
  * Pulling an image into the store:
  *   resolve the name (search registries for short names, mirrors first) ▶ manifest (a list or
  *   index picks the platform) ▶ config ▶ layers downloaded in parallel (bounded) to temp files,
- *   sha256 and size checked while streaming, moved into the store, unpacked as they arrive ▶ the
- *   manifest, config and name committed under the store lock.
+ *   sha256 and size checked while streaming, and unpacked from the same bytes as they arrive
+ *   (the layer dir is put in place only once its blob is verified and stored) ▶ the manifest,
+ *   config and name committed under the store lock.
  * Layers already stored (and unpacked) are not fetched again. On failure the blobs and layers
  * this pull added and no image uses are removed: nothing half-written stays.
  */
