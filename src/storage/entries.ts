@@ -9,16 +9,15 @@ import {
   fchownSync,
   futimesSync,
   lchownSync,
-  linkSync,
   lstatSync,
   lutimesSync,
   mkdirSync,
-  openSync,
+  open,
   rmSync,
-  symlinkSync,
   utimesSync,
   write,
 } from 'node:fs';
+import { link, mkdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { ReadEntry } from 'tar';
 import type { Host } from '../host/index.js';
@@ -42,10 +41,12 @@ export interface LayerWriter {
 }
 
 /*
- * Metadata calls (lstat, mkdir, symlink, chown, chmod, utimes…) are synchronous: each is one
- * syscall of microseconds, while the thread-pool round trip of its async form costs ~0.5 ms on
- * a busy 2-core machine, queued behind the layer's gunzip and file writes — and entries are
- * written one after another. File contents are written in the pool (see writeFile).
+ * Calls that only read or change an inode (lstat, chown, chmod, utimes…) are synchronous: one
+ * syscall of microseconds each, while a thread-pool round trip costs ~0.5 ms on a busy 2-core
+ * machine, queued behind the layer's gunzip and file writes (and entries are written one after
+ * another). Calls that create one (open, mkdir, symlink, link) go through the pool: on some
+ * filesystems they take ~0.3-1 ms and would stall the downloads and hashing of other layers.
+ * File contents are written in the pool too (see writeFile).
  */
 
 const resolveDir = (w: LayerWriter, parts: string[], create: boolean): string =>
@@ -65,9 +66,9 @@ function removeExisting(w: LayerWriter, p: string, keepDir: boolean): boolean {
 }
 
 /** Runs `make` (which creates `p` exclusively); when something is there already, replaces it. */
-function createReplacing<T>(w: LayerWriter, p: string, make: () => T): T {
+async function createReplacing<T>(w: LayerWriter, p: string, make: () => Promise<T>): Promise<T> {
   try {
-    return make();
+    return await make();
   } catch (e) {
     if (!hasErrno(e, 'EEXIST')) throw e;
   }
@@ -77,6 +78,10 @@ function createReplacing<T>(w: LayerWriter, p: string, make: () => T): T {
 
 function setOwner(w: LayerWriter, p: string, e: ReadEntry): void {
   if (w.asRoot) lchownSync(p, e.uid ?? 0, e.gid ?? 0);
+}
+
+function openFd(p: string, flags: string, mode: number): Promise<number> {
+  return new Promise((resolve, reject) => open(p, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
 }
 
 /** Writes all of `buf` at the file's current offset. */
@@ -96,7 +101,7 @@ function writeAll(fd: number, buf: Buffer): Promise<void> {
 const WRITE_AHEAD = 4 * 1024 * 1024;
 
 async function writeFile(w: LayerWriter, p: string, e: ReadEntry, mtime: Date): Promise<void> {
-  const fd = createReplacing(w, p, () => openSync(p, 'wx', 0o600));
+  const fd = await createReplacing(w, p, () => openFd(p, 'wx', 0o600));
   try {
     // contents go through the thread pool (page-cache writes of a big layer cost more than the
     // rest of the unpack), queued in order while the next chunks are read, up to WRITE_AHEAD
@@ -167,7 +172,7 @@ export async function writeEntry(w: LayerWriter, e: ReadEntry): Promise<void> {
     case 'Directory':
     case 'GNUDumpDir': {
       try {
-        mkdirSync(p, { mode: 0o700 });
+        await mkdir(p, { mode: 0o700 });
       } catch (err) {
         if (!hasErrno(err, 'EEXIST')) throw err;
         if (!removeExisting(w, p, true)) mkdirSync(p, { mode: 0o700 });
@@ -182,7 +187,7 @@ export async function writeEntry(w: LayerWriter, e: ReadEntry): Promise<void> {
     case 'ContiguousFile':
       return writeFile(w, p, e, mtime);
     case 'SymbolicLink': {
-      createReplacing(w, p, () => symlinkSync(e.linkpath ?? '', p));
+      await createReplacing(w, p, () => symlink(e.linkpath ?? '', p));
       setOwner(w, p, e);
       lutimesSync(p, mtime, mtime);
       return;
@@ -200,7 +205,7 @@ export async function writeEntry(w: LayerWriter, e: ReadEntry): Promise<void> {
         throw new UnsafeEntryError(`is a hard link to "${e.linkpath}" which is not in the layer`);
       }
       if (st.isDirectory()) throw new UnsafeEntryError(`is a hard link to directory "${e.linkpath}"`);
-      createReplacing(w, p, () => linkSync(target, p));
+      await createReplacing(w, p, () => link(target, p));
       return;
     }
     case 'CharacterDevice':
