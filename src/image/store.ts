@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Host } from '../host/index.js';
 import { failedPrecondition, hasErrno, invalidArgument, isNspodError } from '../errors/index.js';
 import { unpackLayer } from '../storage/index.js';
-import { checkDigest, openBlobStore } from './blobs.js';
+import { checkDigest, openBlobStore, syncDir } from './blobs.js';
 import type { PutResult } from './blobs.js';
 import { openCatalog } from './catalog.js';
 import type { ImageRecord } from './catalog.js';
@@ -373,7 +373,12 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
     const after = setName(before, desc, name);
     // a pull of what is already there and named so changes nothing: no rewrite, no fsync
     const same = (i: ImageIndex): string => JSON.stringify([...i.manifests].map((d) => JSON.stringify(d)).sort());
-    if (same(after) !== same(before)) await layout.writeIndex(after);
+    if (same(after) !== same(before)) {
+      // a pull renames its layer blobs in without syncing the directory each time: once here,
+      // before the index refers to them
+      await syncDir(path.join(imagesDir, 'blobs', 'sha256'));
+      await layout.writeIndex(after);
+    }
     return infoOfManifest(o.manifestDigest);
   }
 

@@ -20,7 +20,7 @@ import {
   messageOf,
   notFound,
 } from '../../errors/index.js';
-import { checkDigest, syncDir } from '../blobs.js';
+import { checkDigest } from '../blobs.js';
 import { DOCKER_HUB, parseReference, shortPath } from '../reference.js';
 import type { Reference } from '../reference.js';
 import type { ImageStore } from '../store.js';
@@ -537,8 +537,9 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
         }
         if (unpackError) throw unpackError.e;
         await mkdir(path.dirname(store.blobPath(l.digest)), { recursive: true });
+        // the data is synced, so the name shows a whole blob or none after a crash; the
+        // directory itself is synced once, before the index refers to it (commitImage)
         await rename(tmp, store.blobPath(l.digest));
-        await syncDir(path.dirname(store.blobPath(l.digest)));
       } catch (e) {
         await rm(tmp, { force: true });
         stored.reject(e);
