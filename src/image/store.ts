@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Host } from '../host/index.js';
 import { failedPrecondition, hasErrno, invalidArgument, isNspodError } from '../errors/index.js';
 import { unpackLayer } from '../storage/index.js';
-import { checkDigest, openBlobStore } from './blobs.js';
+import { checkDigest, openBlobStore, syncDir } from './blobs.js';
 import type { PutResult } from './blobs.js';
 import { openCatalog } from './catalog.js';
 import type { ImageRecord } from './catalog.js';
@@ -114,6 +114,16 @@ export interface ImageStore {
   hasLayer(diffId: string): Promise<boolean>;
   /** unpacks one stored layer blob (once, even when called concurrently); returns its dir */
   unpackLayer(layer: Descriptor, diffId: string): Promise<string>;
+  /**
+   * unpacks a layer from its blob's bytes as they arrive (a download); the layer is moved into
+   * place only once `beforeCommit` resolves (the blob verified and stored); returns its dir
+   */
+  unpackLayerStream(
+    layer: Descriptor,
+    diffId: string,
+    stream: AsyncIterable<Buffer>,
+    beforeCommit: () => Promise<void>,
+  ): Promise<string>;
   /** stores a fetched manifest and config for layers already stored, and names it (under the lock) */
   commitImage(opts: CommitImageOptions): Promise<ImageInfo>;
   readBlob(digest: string): Promise<Buffer>;
@@ -205,6 +215,32 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
         return dest;
       })().finally(() => unpacking.delete(diffId));
       unpacking.set(diffId, p);
+    }
+    return p;
+  }
+
+  function unpackStream(
+    layer: Descriptor,
+    diffId: string,
+    stream: AsyncIterable<Buffer>,
+    beforeCommit: () => Promise<void>,
+  ): Promise<string> {
+    const dest = path.join(layersDir, checkDigest(diffId).slice('sha256:'.length));
+    const p = unpackLayer({
+      blob: blobs.blobPath(layer.digest),
+      stream,
+      beforeCommit,
+      mediaType: layer.mediaType,
+      dest,
+      expectedDiffId: diffId,
+      host: opts.host,
+      label: `layer ${layer.digest.slice(0, 19)}…`,
+    }).then(() => dest);
+    // whoever asks for this layer meanwhile waits for this unpack rather than start another
+    if (!unpacking.has(diffId)) {
+      const mine = p.finally(() => unpacking.delete(diffId));
+      mine.catch(() => undefined);
+      unpacking.set(diffId, mine);
     }
     return p;
   }
@@ -337,7 +373,12 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
     const after = setName(before, desc, name);
     // a pull of what is already there and named so changes nothing: no rewrite, no fsync
     const same = (i: ImageIndex): string => JSON.stringify([...i.manifests].map((d) => JSON.stringify(d)).sort());
-    if (same(after) !== same(before)) await layout.writeIndex(after);
+    if (same(after) !== same(before)) {
+      // a pull renames its layer blobs in without syncing the directory each time: once here,
+      // before the index refers to them
+      await syncDir(path.join(imagesDir, 'blobs', 'sha256'));
+      await layout.writeIndex(after);
+    }
     return infoOfManifest(o.manifestDigest);
   }
 
@@ -404,6 +445,7 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
         },
       ),
     unpackLayer: (layer, diffId) => unpackOne(layer, diffId),
+    unpackLayerStream: unpackStream,
     commitImage: (o) => withLock(() => commitImageLocked(o)),
     readBlob: (d) => blobs.readBlob(d),
     ingestDir,

@@ -2,7 +2,7 @@
  * Path safety for layer unpacking: every tar entry name and every symlink met on the way is
  * resolved inside the layer root, and anything that would land outside it is refused.
  */
-import { lstat, mkdir, readlink } from 'node:fs/promises';
+import { lstatSync, mkdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { hasErrno } from '../errors/index.js';
 
@@ -46,6 +46,23 @@ export interface ResolveOptions {
  * climbs out, is refused). Returns the host path of the directory they name.
  */
 export async function resolveDirInside(root: string, components: string[], opts: ResolveOptions): Promise<string> {
+  return resolveDirInsideSync(root, components, opts);
+}
+
+/**
+ * resolveDirInside with synchronous syscalls (each takes microseconds; a thread-pool round trip
+ * costs far more when the pool is busy writing a layer). With `cache`, a resolution that met
+ * only real directories is remembered by its components; whoever removes or replaces a path
+ * under root must forget it (forgetUnder).
+ */
+export function resolveDirInsideSync(
+  root: string,
+  components: string[],
+  opts: ResolveOptions & { cache?: Map<string, string> },
+): string {
+  const key = components.join('/');
+  const hit = opts.cache?.get(key);
+  if (hit !== undefined) return hit;
   const stack: string[] = [];
   const queue = [...components];
   let links = 0;
@@ -60,16 +77,16 @@ export async function resolveDirInside(root: string, components: string[], opts:
     const here = path.join(root, ...stack, part);
     let st;
     try {
-      st = await lstat(here);
+      st = lstatSync(here);
     } catch (e) {
       if (!hasErrno(e, 'ENOENT') || !opts.create) throw e;
-      await mkdir(here, { mode: 0o755 });
+      mkdirSync(here, { mode: 0o755 });
       stack.push(part);
       continue;
     }
     if (st.isSymbolicLink()) {
       if (++links > MAX_SYMLINKS) throw new UnsafeEntryError(`has too many levels of symlinks at "${stack.join('/')}"`);
-      const target = await readlink(here);
+      const target = readlinkSync(here);
       const shown = [...stack, part].join('/');
       if (target.startsWith('/')) {
         throw new UnsafeEntryError(`is written through symlink "${shown}" -> "${target}" that leaves the layer root`);
@@ -92,5 +109,14 @@ export async function resolveDirInside(root: string, components: string[], opts:
     }
     stack.push(part);
   }
-  return path.join(root, ...stack);
+  const out = path.join(root, ...stack);
+  // through a symlink the answer depends on more than the directories named: not cached
+  if (opts.cache && links === 0) opts.cache.set(key, out);
+  return out;
+}
+
+/** Forgets cached resolutions of `p` and of everything below it (p was removed or replaced). */
+export function forgetUnder(cache: Map<string, string>, p: string): void {
+  const prefix = `${p}/`;
+  for (const [k, v] of cache) if (v === p || v.startsWith(prefix)) cache.delete(k);
 }

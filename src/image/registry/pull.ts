@@ -2,14 +2,16 @@
  * Pulling an image into the store:
  *   resolve the name (search registries for short names, mirrors first) ▶ manifest (a list or
  *   index picks the platform) ▶ config ▶ layers downloaded in parallel (bounded) to temp files,
- *   sha256 and size checked while streaming, moved into the store, unpacked as they arrive ▶ the
- *   manifest, config and name committed under the store lock.
+ *   sha256 and size checked while streaming, and unpacked from the same bytes as they arrive
+ *   (the layer dir is put in place only once its blob is verified and stored) ▶ the manifest,
+ *   config and name committed under the store lock.
  * Layers already stored (and unpacked) are not fetched again. On failure the blobs and layers
  * this pull added and no image uses are removed: nothing half-written stays.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, utimes } from 'node:fs/promises';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import {
   NspodError,
   failedPrecondition,
@@ -18,7 +20,7 @@ import {
   messageOf,
   notFound,
 } from '../../errors/index.js';
-import { checkDigest, syncDir } from '../blobs.js';
+import { checkDigest } from '../blobs.js';
 import { DOCKER_HUB, parseReference, shortPath } from '../reference.js';
 import type { Reference } from '../reference.js';
 import type { ImageStore } from '../store.js';
@@ -240,25 +242,49 @@ async function resolve(
   throw new NspodError(firstOther instanceof NspodError ? firstOther.code : 'UNAVAILABLE', msg, { cause: firstOther });
 }
 
-/** Runs `fn` over `items` with at most `limit` at a time; waits for all, rethrows the first error. */
+/**
+ * Runs `fn` over `items` with at most `limit` at a time; waits for all, rethrows the first error
+ * that is not a cancellation (those follow the error that caused them).
+ */
 async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  let first: { e: unknown } | undefined;
+  const errors: unknown[] = [];
   const worker = async (): Promise<void> => {
     while (next < items.length) {
       const i = next++;
       try {
         await fn(items[i]!, i);
       } catch (e) {
-        first ??= { e };
+        errors.push(e);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (first) throw first.e;
+  if (errors.length > 0) throw errors.find((e) => !isCancel(e)) ?? errors[0];
 }
 
 class Cancelled extends Error {}
+
+/** Size of the pieces a download is written in, and how much may be queued for writing. */
+const WRITE_CHUNK = 1024 * 1024;
+const WRITE_AHEAD = 8 * 1024 * 1024;
+
+/** A Cancelled, or an error made of one (the client wraps what a sink throws). */
+const isCancel = (e: unknown): boolean =>
+  e instanceof Cancelled || (e instanceof Error && e.cause instanceof Cancelled);
+
+/** Resolves when `s` may take more (or is gone). */
+function drained(s: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const go = (): void => {
+      s.off('drain', go);
+      s.off('close', go);
+      resolve();
+    };
+    s.on('drain', go);
+    s.on('close', go);
+  });
+}
 
 /** Pulls `reference` into `store` (see the module doc). */
 export async function pullImage(store: ImageStore, reference: string, opts: PullOptions = {}): Promise<PullResult> {
@@ -309,6 +335,16 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
     }
     diffIds.forEach((d) => checkDigest(d));
 
+    // one task per distinct blob: an image may list the same layer twice
+    const tasks: Array<{ layer: Descriptor; diffId: string }> = [];
+    m.layers.forEach((l, i) => {
+      const twin = tasks.find((t) => t.layer.digest === l.digest);
+      if (!twin) return void tasks.push({ layer: l, diffId: diffIds[i]! });
+      if (twin.diffId !== diffIds[i]) {
+        throw invalidArgument(`${what}: layer ${l.digest} is listed twice with different diff_ids`);
+      }
+    });
+
     const release = await store.markInflight(
       [r.manifestDigest, m.config.digest, ...m.layers.map((l) => l.digest)],
       diffIds,
@@ -317,41 +353,41 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
     const addedLayers: string[] = [];
     let downloaded = 0;
     let failed = false;
-    // each layer: download (bounded) then unpack without holding a download slot
+    // unpacks still running once their download is done (or of blobs already stored)
     const unpacks: Array<Promise<void>> = [];
+    const track = (p: Promise<void>): void => {
+      p.catch(() => (failed = true));
+      unpacks.push(p);
+    };
     try {
       await mkdir(store.ingestDir, { recursive: true });
-      const unpack = async (l: Descriptor, diffId: string): Promise<void> => {
-        if (await store.hasLayer(diffId)) {
-          emit({ kind: 'layer', digest: l.digest, phase: 'done', current: l.size, total: l.size });
-          return;
-        }
-        emit({ kind: 'layer', digest: l.digest, phase: 'extracting', current: l.size, total: l.size });
-        addedLayers.push(diffId);
-        await store.unpackLayer(l, diffId);
-        emit({ kind: 'layer', digest: l.digest, phase: 'done', current: l.size, total: l.size });
-      };
       for (const l of m.layers) emit({ kind: 'layer', digest: l.digest, phase: 'waiting', current: 0, total: l.size });
-      await pool(m.layers, opts.concurrency ?? 3, async (l, i) => {
-        const diffId = diffIds[i]!;
+      const done = (l: Descriptor): void =>
+        emit({ kind: 'layer', digest: l.digest, phase: 'done', current: l.size, total: l.size });
+      await pool(tasks, opts.concurrency ?? 3, async ({ layer: l, diffId }) => {
         if (failed) throw new Cancelled('cancelled');
+        const needLayer = !(await store.hasLayer(diffId));
+        if (needLayer) addedLayers.push(diffId);
         if (await store.hasBlob(l.digest)) {
           const now = new Date();
           await utimes(store.blobPath(l.digest), now, now).catch(() => undefined);
-          if (await store.hasLayer(diffId)) {
+          if (!needLayer) {
             emit({ kind: 'layer', digest: l.digest, phase: 'exists', current: l.size, total: l.size });
             return;
           }
-        } else {
-          await download(r, l, (phase, current) =>
-            emit({ kind: 'layer', digest: l.digest, phase, current, total: l.size }),
-          );
-          addedBlobs.push(l.digest);
-          downloaded += l.size;
+          emit({ kind: 'layer', digest: l.digest, phase: 'extracting', current: l.size, total: l.size });
+          track(store.unpackLayer(l, diffId).then(() => done(l)));
+          return;
         }
-        const p = unpack(l, diffId);
-        p.catch(() => (failed = true));
-        unpacks.push(p);
+        // the layer unpacks from the download itself; it waits in the pool only for the bytes
+        const { unpacked } = await download(r, l, needLayer ? diffId : undefined, (phase, current) =>
+          emit({ kind: 'layer', digest: l.digest, phase, current, total: l.size }),
+        );
+        addedBlobs.push(l.digest);
+        downloaded += l.size;
+        if (!needLayer) return done(l);
+        emit({ kind: 'layer', digest: l.digest, phase: 'extracting', current: l.size, total: l.size });
+        track(unpacked.then(() => done(l)));
       }).catch((e: unknown) => {
         failed = true;
         throw e;
@@ -372,23 +408,88 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
       return { image, reference: r.candidate.name, manifestDigest: r.manifestDigest, downloaded };
     } catch (e) {
       failed = true;
-      await Promise.allSettled(unpacks); // an unpack still running would leave its layer behind
+      // an unpack still running would leave its layer behind
+      const settled = await Promise.allSettled(unpacks);
       await release(); // so that discard may remove what this pull added
       await store.discard(addedBlobs, addedLayers).catch(() => undefined);
-      throw e instanceof Cancelled ? failedPrecondition(`${what}: pull cancelled`) : e;
+      if (!isCancel(e)) throw e;
+      // the download was stopped because an unpack failed: that is the error to tell
+      const cause = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected' && !isCancel(x.reason));
+      throw cause ? cause.reason : failedPrecondition(`${what}: pull cancelled`);
     } finally {
       await release();
     }
 
+    /**
+     * Downloads a layer blob to a temp file, hashing it as it comes, and moves it into the store
+     * once its digest and size match. With `diffId`, the bytes also feed an unpack of the layer
+     * as they arrive (held back from its final place until the blob is stored, discarded when
+     * anything fails); `unpacked` settles with that unpack. A blob whose unpack failed is not
+     * stored. Should the registry be unable to resume a cut download, the unpack starts over
+     * from the stored blob instead.
+     */
     async function download(
       res: Resolved,
       l: Descriptor,
+      diffId: string | undefined,
       progress: (phase: LayerPhase, current: number) => void,
-    ): Promise<void> {
+    ): Promise<{ unpacked: Promise<void> }> {
       const tmp = path.join(store.ingestDir, `pull-${randomBytes(8).toString('hex')}`);
       const fh = await open(tmp, 'w', 0o644);
       let hash = createHash('sha256');
       let size = 0;
+      let stored!: { resolve: () => void; reject: (e: unknown) => void };
+      const blobStored = new Promise<void>((resolve, reject) => (stored = { resolve, reject }));
+      blobStored.catch(() => undefined);
+      let tee: PassThrough | undefined;
+      let unpacking: Promise<unknown> | undefined;
+      // set when the unpack failed by itself (not stopped by this download)
+      let unpackError: { e: unknown } | undefined;
+      let stopping = false;
+      if (diffId !== undefined) {
+        const t = new PassThrough({ highWaterMark: 1024 * 1024 });
+        t.on('error', () => undefined); // the unpack reports its own failure
+        tee = t;
+        unpacking = store.unpackLayerStream(l, diffId, t, () => blobStored);
+        unpacking.catch((e: unknown) => {
+          if (!stopping) unpackError ??= { e };
+          t.destroy();
+        });
+      }
+      const stopUnpack = async (why: unknown): Promise<void> => {
+        stopping = true;
+        tee?.destroy(why instanceof Error ? why : new Error(String(why)));
+        await unpacking?.catch(() => undefined);
+        tee = undefined;
+        unpacking = undefined;
+      };
+      // network reads come in 64 KiB: they are written (and fed to the unpack) in ~1 MiB
+      // pieces, queued ahead up to WRITE_AHEAD so the download does not wait for each write
+      let pending: Buffer[] = [];
+      let pendingSize = 0;
+      let writes: Promise<void> = Promise.resolve();
+      let queued = 0;
+      let writeError: { e: unknown } | undefined;
+      const flush = async (): Promise<void> => {
+        if (pendingSize === 0) return;
+        const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingSize);
+        const at = size - pendingSize;
+        pending = [];
+        pendingSize = 0;
+        queued += buf.length;
+        // at explicit offsets: after a reset, the file position is not back at 0
+        writes = writes
+          .then(() => fh.write(buf, 0, buf.length, at))
+          .then(
+            () => void (queued -= buf.length),
+            (e: unknown) => void (writeError ??= { e }),
+          );
+        // an unpack that failed gets no more, but the blob is still checked: altered bytes
+        // are the error to tell, and they would break the unpack first
+        if (tee && !unpackError && !tee.write(buf)) await drained(tee);
+        if (queued > WRITE_AHEAD) await writes;
+        if (writeError) throw writeError.e;
+      };
       try {
         try {
           await res.client.fetchBlob(
@@ -400,19 +501,32 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
                 if (failed) throw new Cancelled('cancelled');
                 hash.update(chunk);
                 size += chunk.length;
-                await fh.write(chunk);
+                pending.push(chunk);
+                pendingSize += chunk.length;
+                if (pendingSize >= WRITE_CHUNK) await flush();
               },
               reset: async () => {
+                await writes;
+                writeError = undefined;
                 hash = createHash('sha256');
                 size = 0;
+                pending = [];
+                pendingSize = 0;
                 await fh.truncate(0);
+                // the unpack has seen bytes that come again: it starts over from the blob
+                await stopUnpack(new Error('download restarted'));
               },
             },
             (received) => progress('downloading', received),
             () => progress('retrying', size),
           );
+          await flush();
+          await writes;
+          if (writeError) throw writeError.e;
+          if (!unpackError) tee?.end();
           await fh.sync();
         } finally {
+          await writes;
           await fh.close();
         }
         const digest = `sha256:${hash.digest('hex')}`;
@@ -421,13 +535,21 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
             `${what}: layer ${l.digest} has digest ${digest} (${size} bytes), expected ${l.digest} (${l.size}): content was altered`,
           );
         }
+        if (unpackError) throw unpackError.e;
         await mkdir(path.dirname(store.blobPath(l.digest)), { recursive: true });
+        // the data is synced, so the name shows a whole blob or none after a crash; the
+        // directory itself is synced once, before the index refers to it (commitImage)
         await rename(tmp, store.blobPath(l.digest));
-        await syncDir(path.dirname(store.blobPath(l.digest)));
       } catch (e) {
         await rm(tmp, { force: true });
+        stored.reject(e);
+        await stopUnpack(e);
         throw e;
       }
+      stored.resolve();
+      if (unpacking) return { unpacked: unpacking.then(() => undefined) };
+      if (diffId === undefined) return { unpacked: Promise.resolve() };
+      return { unpacked: store.unpackLayer(l, diffId).then(() => undefined) };
     }
   } finally {
     await Promise.all(clients.map((c) => c.close()));

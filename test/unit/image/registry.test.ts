@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { openImageStore, parseReference } from '../../../src/image/index.js';
 import { realHost } from '../../../src/host/index.js';
 import type { ImageIndex } from '../../../src/image/index.js';
@@ -26,6 +28,7 @@ import {
   saveCredentials,
 } from '../../../src/image/registry/config.js';
 import { parseRegistriesConfig } from '../../../src/image/registry/registries-file.js';
+import { httpRequest, newAgent } from '../../../src/image/registry/http.js';
 import { candidatesFor, parsePlatform, selectPlatform } from '../../../src/image/registry/pull.js';
 import { unpackLayer } from '../../../src/storage/index.js';
 
@@ -263,6 +266,87 @@ describe('client against a local HTTP server', () => {
     } finally {
       await good.close();
       await bad.close();
+      server.close();
+    }
+  });
+
+  test('HTTP layer: kept-alive sockets reused, bodies streamed both ways, a silent server times out as transient', async () => {
+    const sockets = new Set<unknown>();
+    const received: string[] = [];
+    const server = createServer((req, res) => {
+      sockets.add(req.socket);
+      if (req.url === '/silent') return; // never answers
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push(`${req.method} ${req.url} ${Buffer.concat(chunks).toString()}`);
+        res.writeHead(200, { 'x-n': String(received.length) }).end('x'.repeat(100_000));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const agent = newAgent({ connections: 2, idleTimeout: 300 });
+    try {
+      const a = await httpRequest(`${base}/a`, { method: 'GET', dispatcher: agent });
+      assert.equal(a.statusCode, 200);
+      assert.equal(a.headers['x-n'], '1');
+      assert.equal((await a.body.text()).length, 100_000);
+      const b = await httpRequest(`${base}/b`, {
+        method: 'PUT',
+        headers: { 'content-length': '5' },
+        body: Readable.from([Buffer.from('he'), Buffer.from('llo')]),
+        dispatcher: agent,
+      });
+      await b.body.dump();
+      const c = await httpRequest(new URL(`${base}/c`), {
+        method: 'POST',
+        body: Buffer.from('buf'),
+        dispatcher: agent,
+      });
+      let n = 0;
+      for await (const chunk of c.body) n += chunk.length;
+      assert.equal(n, 100_000);
+      assert.deepEqual(received, ['GET /a ', 'PUT /b hello', 'POST /c buf']);
+      assert.equal(sockets.size, 1, 'one connection, kept alive');
+      const e = await httpRequest(`${base}/silent`, { method: 'GET', dispatcher: agent }).catch((x: unknown) => x);
+      assert.equal((e as { code?: string }).code, 'ETIMEDOUT');
+      assert.equal(isTransient(e), true);
+    } finally {
+      await agent.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  test('an insecure registry with a port is probed in plain HTTP first, then HTTPS when that is not it', async () => {
+    // what each connection began with: 'G' for a plain GET, 0x16 for a TLS handshake
+    const firsts: string[] = [];
+    let answer: 'registry' | 'tls-only' = 'registry';
+    const server = net.createServer((sock) => {
+      sock.once('data', (b: Buffer) => {
+        firsts.push(b[0] === 0x16 ? 'tls' : String.fromCharCode(b[0]!));
+        if (b[0] === 0x16) return void sock.destroy();
+        const body = answer === 'registry' ? '{}' : 'Client sent an HTTP request to an HTTPS server.';
+        const status = answer === 'registry' ? '200 OK' : '400 Bad Request';
+        sock.end(`HTTP/1.1 ${status}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const registry = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = (): RegistryClient =>
+      new RegistryClient({ registry, config: defaultRegistriesConfig(), retry: { attempts: 1 } });
+    try {
+      const plain = client();
+      await plain.ping();
+      await plain.close();
+      assert.deepEqual(firsts, ['G'], 'a plain registry: no TLS handshake tried');
+      firsts.length = 0;
+      answer = 'tls-only';
+      const tls = client();
+      await assert.rejects(tls.ping());
+      await tls.close();
+      assert.deepEqual(firsts, ['G', 'tls'], 'a port that is not plain HTTP: then HTTPS');
+    } finally {
       server.close();
     }
   });

@@ -174,6 +174,32 @@ describe('unpackLayer', () => {
       ],
       'd/up/x',
     ));
+  test('refuses writing into a directory that a later entry replaced with a symlink out', () =>
+    refused(
+      [
+        { name: 'a/b/', type: 'dir' },
+        { name: 'a/b/x', body: '1' }, // a/b resolved (and remembered) as a plain directory
+        { name: 'a', type: 'symlink', linkname: '/etc' }, // replaces the whole tree
+        { name: 'a/b/y', body: 'x' },
+      ],
+      'a/b/y',
+    ));
+  test('a directory replaced by a file, then made again, is written as new', async () => {
+    const { dest } = await unpack([
+      { name: 'd/e/', type: 'dir' },
+      { name: 'd/e/old', body: 'old' },
+      { name: 'd', body: 'now a file' },
+      { name: 'd/', type: 'dir' },
+      { name: 'd/e/new', body: 'new' },
+      { name: 'l', type: 'symlink', linkname: 'd/e' },
+      { name: 'l', type: 'symlink', linkname: 'd' },
+      { name: 'l/e/via', body: 'via' },
+    ]);
+    assert.equal(readFileSync(path.join(dest, 'd/e/new'), 'utf8'), 'new');
+    assert.equal(readFileSync(path.join(dest, 'd/e/via'), 'utf8'), 'via');
+    assert.equal(existsSync(path.join(dest, 'd/e/old')), false, 'the old tree went with the directory');
+    assert.equal(readlinkSync(path.join(dest, 'l')), 'd', 'the second symlink replaced the first');
+  });
   test('refuses a hard link to outside the layer', () =>
     refused([{ name: 'h', type: 'link', linkname: '../../etc/passwd' }], 'h'));
   test('refuses a hard link to an absolute path', () =>
