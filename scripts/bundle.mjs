@@ -2,7 +2,7 @@
 // one file for what every command loads, split chunks for what only some commands import
 // lazily. Node then resolves and compiles a few files instead of a few hundred, which is most of
 // a short command's start-up. Packages that find their own files at run time (gRPC's proto
-// loader, undici's internals, spdy, ws) stay external and load from node_modules.
+// loader, spdy, ws) stay external and load from node_modules.
 //
 //   node scripts/bundle.mjs dist            → dist/bin/nspod.js         (the installed `nspod`)
 //   node scripts/bundle.mjs dist-test/src   → dist-test/bin/nspod.js    (what the tests run)
@@ -21,7 +21,7 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'undici', 'spdy-transport', 'ws'],
+  external: ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'spdy-transport', 'ws'],
   // CommonJS packages in an ESM bundle still call require() for Node's built-ins.
   banner: { js: "import { createRequire as __nspodRequire } from 'node:module';\nconst require = __nspodRequire(import.meta.url);" },
   logLevel: 'warning',
