@@ -255,10 +255,24 @@ export async function teardownVolumes(host: Host, pod: Pick<PodRecord, 'dir' | '
 export async function setupVolumes(ctx: Context, pod: PodRecord, rb: Rollback): Promise<void> {
   const spec = pod.spec;
   if (!spec.volumes || spec.volumes.length === 0) return;
-  const planned = await checkPodVolumes(ctx, spec, pod.uid); // again, under the lock: the stores may have changed
+  const planned = await checkPodVolumes(ctx, spec, pod.uid); // again: the stores may have changed since
   const stores = volumeStores(ctx);
   rb.push(`remove volumes of pod "${spec.name}"`, () => teardownVolumes(ctx.host, pod));
-  for (const { vol, files } of planned) {
+  // Each volume is its own dir or mount: they are made together (a tmpfs mount is a child
+  // process), all settled before the first failure is thrown so the rollback sees every one.
+  // Named volumes are made one after another: two volumes may claim the same one.
+  const named = planned.filter(({ vol }) => 'persistentVolumeClaim' in vol.source);
+  const others = planned.filter(({ vol }) => !('persistentVolumeClaim' in vol.source));
+  const made = await Promise.allSettled([
+    ...others.map((p) => setupVolume(p)),
+    (async () => {
+      for (const p of named) await setupVolume(p);
+    })(),
+  ]);
+  const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+
+  async function setupVolume({ vol, files }: (typeof planned)[number]): Promise<void> {
     const s = vol.source;
     const dir = volumeHostPath(stores, pod, vol);
     if ('emptyDir' in s) {
