@@ -334,12 +334,12 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     for (let attempt = 0; attempt < 5; attempt++) {
       const holder = await state.claimName(spec.namespace, spec.name, id);
       if (holder === undefined) return true;
-      if (holder && (await state.pod(holder))) return false;
-      if (holder && (await isLockHeld(podLockKey(holder)))) return false;
+      // An unreadable (empty) claim names no pod: it is stale too.
+      const holds = async () =>
+        holder !== '' && ((await state.pod(holder)) !== undefined || (await isLockHeld(podLockKey(holder))));
+      if (await holds()) return false;
       await state.withLock(async () => {
-        // Still the same stale claim, and its pod still neither recorded nor being made?
-        if (holder && ((await state.pod(holder)) || (await isLockHeld(podLockKey(holder))))) return;
-        await state.releaseName(spec.namespace, spec.name, holder);
+        if (!(await holds())) await state.releaseName(spec.namespace, spec.name, holder); // still stale
       });
     }
     return false;
@@ -435,8 +435,9 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
       await checkPodVolumes(ctx, spec);
       lap('images');
       await ctx.runtime();
-      const existing = await findByName(spec);
-      if (existing && o.replace) {
+      // Without --replace, reservePod finds a pod of the same name itself: no second read here.
+      const existing = o.replace ? await findByName(spec) : undefined;
+      if (existing) {
         await lockedPod(existing.id, undefined, (p) => removeLocked(p, true)).catch((e: unknown) => {
           if (!isNspodError(e, 'NOT_FOUND')) throw e; // removed meanwhile: fine
         });

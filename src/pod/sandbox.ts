@@ -166,7 +166,7 @@ export async function beginSandbox(ctx: Context, p: SandboxParams, rb: Rollback)
     });
   }
 
-  const pause = (async () => {
+  const filesReady = (async () => {
     if (sandbox.shm) {
       const shm = await mountShm(ctx.host, sandbox.shm);
       rb.push(`unmount ${shm}`, () => unmountShm(ctx.host, shm));
@@ -175,7 +175,7 @@ export async function beginSandbox(ctx: Context, p: SandboxParams, rb: Rollback)
     // inode) with the pod IP once the network is attached, before any container starts.
     await writeNameFiles(spec, p.podDir);
   })();
-  const pauseRunning = pause.then(() => startPause(ctx, p, sandbox, pinned, rb));
+  const pauseRunning = filesReady.then(() => startPause(ctx, p, sandbox, pinned, rb));
   pauseRunning.catch(() => undefined); // awaited by the caller or in `done`
   const done = (async () => {
     // Both settle before `done` does, so every undo is on `rb` when the caller unwinds.
@@ -190,7 +190,7 @@ export async function beginSandbox(ctx: Context, p: SandboxParams, rb: Rollback)
     return sandbox;
   })();
   done.catch(() => undefined); // the caller awaits it
-  await pause; // shm and name files: what a container's config.json points at
+  await filesReady; // shm and name files: what a container's config.json points at
   return { sandbox, pause: pauseRunning, done };
 }
 
