@@ -35,6 +35,8 @@ export interface ConfigOptions {
   runRoot?: string;
   runtime?: string;
   cgroupParent?: string;
+  /** CNI network configs (default env NSPOD_CNI_CONFIG_DIR, else /etc/nspod/cni/net.d) */
+  cniConfigDir?: string;
 }
 
 /** The project directory: the nearest ancestor of this file with a package.json (works from dist/ and dist-test/). */
@@ -53,7 +55,7 @@ export function loadConfig(opts: ConfigOptions = {}, env: NodeJS.ProcessEnv = pr
     conmon: env.NSPOD_CONMON ?? 'conmon',
     pause: env.NSPOD_PAUSE ?? path.join(projectDir, 'native', 'pause'),
     cgroupParent: opts.cgroupParent ?? env.NSPOD_CGROUP_PARENT ?? 'nspod',
-    cniConfigDir: path.resolve(env.NSPOD_CNI_CONFIG_DIR ?? '/etc/nspod/cni/net.d'),
+    cniConfigDir: path.resolve(opts.cniConfigDir ?? env.NSPOD_CNI_CONFIG_DIR ?? '/etc/nspod/cni/net.d'),
     cniPluginDirs: (env.NSPOD_CNI_PLUGIN_DIRS ?? '/usr/lib/cni:/opt/cni/bin').split(':').filter(Boolean),
     ...(env.NSPOD_NETWORK ? { defaultNetwork: env.NSPOD_NETWORK } : {}),
   };
