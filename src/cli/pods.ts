@@ -7,16 +7,10 @@ import type { CgroupLimits } from '../cgroups/index.js';
 import { readLog, followLog, readExitCode } from '../monitor/index.js';
 import { invalidArgument, notFound } from '../errors/index.js';
 import { age, bytes, parseFormat, render, shortId, table } from './format.js';
-import { markSupervised } from '../supervisor/index.js';
-import { openEventLog } from '../events/index.js';
-import {
-  playWithInit,
-  podRows,
-  podTable,
-  runPostStartHooks,
-  startSupervisorIfNeeded,
-  wantSupervisor,
-} from './supervisor.js';
+import { loadConfig } from '../config/index.js';
+import { controlSocketPath, forwardPlay, relevantEnv } from '../supervisor/control.js';
+import type { PlayIo, PlayRequest } from '../supervisor/control.js';
+import { podRows, podTable, startSupervisorIfNeeded, wantSupervisor } from './supervisor.js';
 
 type Open = () => Promise<Runtime>;
 
@@ -164,45 +158,38 @@ export function registerPodCommands(program: Command, open: Open): void {
           : await fs.readFile(file, 'utf8').catch((e: Error) => {
               throw notFound(`${file}: ${e.message.replace(/^.*?: /, '')}`);
             });
-      // Loaded here: the YAML parser is the biggest module nspod has, and only play needs it.
-      const { parsePodYaml } = await import('../spec/kube.js');
-      const { pods, warnings } = parsePodYaml(text, { source: file });
-      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-      const rt = await open();
       const supervise = wantSupervisor(o.supervise);
-      if (supervise) await startSupervisorIfNeeded(rt);
-      const events = openEventLog(rt.config.root);
-      for (const spec of pods) {
-        if (spec.initContainers?.length) {
-          const v = await playWithInit(rt, spec, { replace: o.replace ?? false, supervise });
-          console.log(`pod/${v.name} ${v.status} (id ${shortId(v.id)})`);
-          continue;
-        }
-        const r = await rt.playPod(spec, {
-          ...(o.replace ? { replace: true } : {}),
-          onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
-        });
-        const rec = await rt.podRecord(r.pod.id);
-        for (const c of r.pod.containers) {
-          const pod = { id: r.pod.id, name: r.pod.name };
-          await events.emit({
-            reason: 'Pulled',
-            pod,
-            container: c.name,
-            message: `Container image "${c.image}" already present on machine`,
-          });
-          await events.emit({ reason: 'Created', pod, container: c.name, message: `Created container ${c.name}` });
-          await events.emit({ reason: 'Started', pod, container: c.name, message: `Started container ${c.name}` });
-        }
-        await runPostStartHooks(rt, r.pod.id);
-        if (supervise) await markSupervised(rec);
-        console.log(`pod/${r.pod.name} ${r.pod.state.toLowerCase()} (id ${shortId(r.pod.id)})`);
-        for (const c of r.pod.containers) console.log(`  container ${c.name} ${c.state} ${shortId(c.id)}`);
-        if (o.timings) {
-          const all = { 'node+load': cliStart, ...r.timings, total: performance.now() };
+      const req: PlayRequest = { text, source: file, replace: o.replace ?? false, supervise };
+      const io: PlayIo = {
+        out: (l) => process.stdout.write(`${l}\n`),
+        err: (l) => process.stderr.write(`${l}\n`),
+        timings: (t) => {
+          if (!o.timings) return;
+          const all = { 'node+load': cliStart, ...t, total: performance.now() };
           for (const [k, ms] of Object.entries(all)) process.stderr.write(`timing ${k} ${ms.toFixed(1)}ms\n`);
-        }
+        },
+      };
+      if (supervise) {
+        // The daemon that will supervise the pod also makes it, when it runs this very build with
+        // this configuration: its modules are loaded and its code compiled (see supervisor/control.ts).
+        const g = program.opts<{ root?: string; runRoot?: string; runtime?: string; debug?: boolean }>();
+        const config = loadConfig({
+          ...(g.root ? { root: g.root } : {}),
+          ...(g.runRoot ? { runRoot: g.runRoot } : {}),
+          ...(g.runtime ? { runtime: g.runtime } : {}),
+        });
+        await startSupervisorIfNeeded(config);
+        const { cliIdentity } = await import('./play.js');
+        const fwd = await forwardPlay(
+          controlSocketPath(config.runRoot),
+          { op: 'play', identity: cliIdentity(), env: relevantEnv(), config, play: req },
+          io,
+        );
+        if (fwd.result === 'done') return;
+        if (g.debug) process.stderr.write(`playing here, not in the daemon: ${fwd.why}\n`);
       }
+      const { playText } = await import('./play.js');
+      await playText(await open(), req, io);
     });
 
   program

@@ -20,6 +20,9 @@ import {
   runSupervisor,
 } from '../supervisor/index.js';
 import type { ContainerView, PodView } from '../supervisor/index.js';
+import type { ControlOptions } from '../supervisor/daemon.js';
+import { relevantEnv } from '../supervisor/control.js';
+import type { Config } from '../config/index.js';
 import { age, parseFormat, render, shortId, table } from './format.js';
 
 type Open = () => Promise<Runtime>;
@@ -50,13 +53,23 @@ export async function runServe(rt: Runtime, options: Record<string, unknown> = {
   process.once('SIGINT', onSignal);
   try {
     await Promise.all([
-      runSupervisor({ rt, signal: ac.signal }),
+      runSupervisor({ rt, signal: ac.signal, control: await playControl(rt) }),
       ...serveExtensions.map((x) => x({ rt, signal: ac.signal, options })),
     ]);
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
   }
+}
+
+/** The daemon's side of `nspod play` handing its work over (src/supervisor/control.ts). */
+async function playControl(rt: Runtime): Promise<ControlOptions> {
+  const { playText, cliIdentity } = await import('./play.js'); // play.js imports this module
+  await import('../spec/kube.js'); // the YAML parser, loaded before the first play needs it
+  return {
+    mine: { identity: cliIdentity(), env: relevantEnv(), config: rt.config },
+    play: (req, io) => playText(rt, req, io),
+  };
 }
 
 /** True unless --no-supervise or NSPOD_SUPERVISE=0. */
@@ -67,8 +80,8 @@ export function wantSupervisor(flag: boolean | undefined): boolean {
 }
 
 /** Starts the daemon if none runs; prints one line when it did. */
-export async function startSupervisorIfNeeded(rt: Runtime): Promise<void> {
-  const s = await ensureSupervisor(rt.config);
+export async function startSupervisorIfNeeded(config: Config): Promise<void> {
+  const s = await ensureSupervisor(config);
   if (s.started) process.stderr.write(`started the nspod supervisor in the background (pid ${s.pid}, log ${s.log})\n`);
 }
 

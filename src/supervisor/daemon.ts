@@ -8,6 +8,7 @@
  *                               a file left by a dead daemon is taken over)
  *   <runRoot>/supervisor.ready  the pid again, written once every pod was adopted and reconciled
  *   <runRoot>/supervisor.log    the daemon's output when `nspod play` started it
+ *   <runRoot>/control.sock      where `nspod play` hands its work over (./control.ts)
  */
 import { spawn } from 'node:child_process';
 import { promises as fs, openSync, closeSync, existsSync } from 'node:fs';
@@ -20,6 +21,8 @@ import { alreadyExists, hasErrno, messageOf, unavailable } from '../errors/index
 import { openEventLog } from '../events/index.js';
 import { PodWorker } from './pod-worker.js';
 import { backoffConfig, readSupPod } from './state.js';
+import { controlSocketPath, startControlServer } from './control.js';
+import type { ControlServer, PlayIo, PlayRequest } from './control.js';
 
 export interface SupervisorFiles {
   pid: string;
@@ -103,6 +106,14 @@ export interface SupervisorOptions {
   log?: (line: string) => void;
   /** how often every pod is reconciled (default 1000 ms; exits are seen at once through inotify) */
   tickMs?: number;
+  /** serve `nspod play` on the control socket (listening before the daemon says it is ready) */
+  control?: ControlOptions;
+}
+
+export interface ControlOptions {
+  /** what a client must match to be served: its build, environment and configuration */
+  mine: { identity: string; env: Record<string, string>; config: unknown };
+  play: (req: PlayRequest, io: PlayIo) => Promise<void>;
 }
 
 /**
@@ -148,8 +159,30 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     await Promise.all([...workers.values()].map((w) => w.reconcile()));
   };
 
+  // One scan at a time: the tick's and the one after a play over the control socket must not
+  // both adopt the same pod.
+  let scanning: Promise<void> = Promise.resolve();
+  const scanNow = (): Promise<void> =>
+    (scanning = scanning.then(scan).catch((e: unknown) => log(`scan: ${messageOf(e)}`)));
+  let control: ControlServer | undefined;
   try {
     await scan();
+    if (o.control) {
+      const c = o.control;
+      control = await startControlServer({
+        socket: controlSocketPath(rt.config.runRoot),
+        mine: c.mine,
+        log,
+        // A pod played here is adopted at once, not on the next tick.
+        play: async (req, io) => {
+          await c.play(req, io);
+          if (req.supervise) await scanNow();
+        },
+      }).catch((e: unknown) => {
+        log(`control socket unavailable, nspod play works in its own process: ${messageOf(e)}`);
+        return undefined;
+      });
+    }
     await fs.writeFile(files.ready, `${process.pid}\n`);
     log(`supervisor ready (pid ${process.pid}, ${workers.size} pods)`);
     await events.emit({
@@ -164,9 +197,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
         o.signal.addEventListener('abort', onAbort, { once: true });
       });
       if (o.signal.aborted) break;
-      await scan().catch((e: unknown) => log(`scan: ${messageOf(e)}`));
+      await scanNow();
     }
   } finally {
+    await control?.close();
     stopRelay();
     await fs.rm(relaySocket, { force: true });
     for (const w of workers.values()) w.stop();

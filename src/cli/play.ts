@@ -1,0 +1,60 @@
+/**
+ * What `nspod play` does once it has the YAML text: parse it, play each pod (init containers
+ * through the supervisor's worker), record the kubelet-style events, run postStart hooks, hand the
+ * pod to the supervisor. It runs in the `play` process itself, or in the daemon when the command
+ * hands its work over the control socket (src/supervisor/control.ts); either way it only writes
+ * through `io`.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Runtime } from '../pod/index.js';
+import { projectDir } from '../config/index.js';
+import { markSupervised } from '../supervisor/index.js';
+import { cliMainPath } from '../supervisor/daemon.js';
+import { buildIdentity } from '../supervisor/control.js';
+import type { PlayIo, PlayRequest } from '../supervisor/control.js';
+import { openEventLog } from '../events/index.js';
+import { shortId } from './format.js';
+import { playWithInit, runPostStartHooks } from './supervisor.js';
+
+export async function playText(rt: Runtime, req: PlayRequest, io: PlayIo): Promise<void> {
+  // Loaded here: the YAML parser is the biggest module nspod has, and only play needs it.
+  const { parsePodYaml } = await import('../spec/kube.js');
+  const { pods, warnings } = parsePodYaml(req.text, { source: req.source });
+  for (const w of warnings) io.err(`warning: ${w}`);
+  const events = openEventLog(rt.config.root);
+  for (const spec of pods) {
+    if (spec.initContainers?.length) {
+      const v = await playWithInit(rt, spec, { replace: req.replace, supervise: req.supervise });
+      io.out(`pod/${v.name} ${v.status} (id ${shortId(v.id)})`);
+      continue;
+    }
+    const r = await rt.playPod(spec, {
+      ...(req.replace ? { replace: true } : {}),
+      onWarning: (w) => io.err(`warning: ${w}`),
+    });
+    const rec = await rt.podRecord(r.pod.id);
+    for (const c of r.pod.containers) {
+      const pod = { id: r.pod.id, name: r.pod.name };
+      await events.emit({
+        reason: 'Pulled',
+        pod,
+        container: c.name,
+        message: `Container image "${c.image}" already present on machine`,
+      });
+      await events.emit({ reason: 'Created', pod, container: c.name, message: `Created container ${c.name}` });
+      await events.emit({ reason: 'Started', pod, container: c.name, message: `Started container ${c.name}` });
+    }
+    await runPostStartHooks(rt, r.pod.id);
+    if (req.supervise) await markSupervised(rec);
+    io.out(`pod/${r.pod.name} ${r.pod.state.toLowerCase()} (id ${shortId(r.pod.id)})`);
+    for (const c of r.pod.containers) io.out(`  container ${c.name} ${c.state} ${shortId(c.id)}`);
+    io.timings(r.timings);
+  }
+}
+
+/** This nspod build, as the daemon and the `play` command compare it before handing work over. */
+export function cliIdentity(): string {
+  const pkg = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as { version: string };
+  return buildIdentity(pkg.version, cliMainPath());
+}
