@@ -215,7 +215,8 @@ export function forwardPlay(
       }
     });
     conn.on('error', (e: NodeJS.ErrnoException) => {
-      if (!accepted) settle(() => resolve({ result: 'declined', why: `no daemon on ${socket} (${e.code ?? e.message})` }));
+      if (!accepted)
+        settle(() => resolve({ result: 'declined', why: `no daemon on ${socket} (${e.code ?? e.message})` }));
       else settle(() => reject(new NspodError('UNAVAILABLE', `the nspod daemon went away: ${e.message}`)));
     });
     conn.on('close', () => {
