@@ -38,7 +38,24 @@ function program(): { program: Command; out: () => string } {
   };
 }
 
+function leaves(c: Command, prefix = ''): Array<[string, Command]> {
+  return c.commands.flatMap((s) => {
+    const name = `${prefix}${s.name()}`;
+    return s.commands.length ? leaves(s, `${name} `) : [[name, s] as [string, Command]];
+  });
+}
+
 describe('cli commands', () => {
+  it('every command has --help with examples (as the README says)', () => {
+    const { program: p, out } = program();
+    const missing: string[] = [];
+    for (const [name, cmd] of leaves(p)) {
+      cmd.outputHelp();
+      if (!out().includes('Examples:')) missing.push(name);
+    }
+    assert.deepEqual(missing, []);
+  });
+
   it('describe refuses a kind other than pod as an invalid argument', async () => {
     const { program: p } = program();
     await assert.rejects(p.parseAsync(['node', 'nspod', 'describe', 'deployment', 'foo']), (e) =>
