@@ -16,6 +16,7 @@ export function registerNetworkCommands(program: Command, open: Open): void {
     .command('ls')
     .description("list nspod's CNI networks (the default one is made if there is none)")
     .option('-o, --output <format>', 'table, json or yaml', 'table')
+    .addHelpText('after', examples('nspod network ls', 'nspod network ls -o json'))
     .action(async (o: { output: string }) => {
       const fmt = parseFormat(o.output);
       const list = await (await open()).network.list();
@@ -40,6 +41,7 @@ export function registerNetworkCommands(program: Command, open: Open): void {
     .argument('<name>', 'network name')
     .option('-o, --output <format>', 'json or yaml', 'json')
     .description("a network's config, the pods on it, and any plugin problem (missing binary, unsupported version)")
+    .addHelpText('after', examples('nspod network inspect nspod', 'nspod network inspect backend -o yaml'))
     .action(async (name: string, o: { output: string }) => {
       const fmt = parseFormat(o.output);
       console.log(render(fmt === 'table' ? 'json' : fmt, await (await open()).network.inspect(name)));
@@ -71,6 +73,7 @@ export function registerNetworkCommands(program: Command, open: Open): void {
     .command('rm')
     .argument('<name>', 'network name')
     .description('remove a network config (refused while a pod uses it)')
+    .addHelpText('after', examples('nspod network rm backend'))
     .action(async (name: string) => {
       await (await open()).network.remove(name);
       console.log(`network/${name} removed`);
@@ -80,6 +83,7 @@ export function registerNetworkCommands(program: Command, open: Open): void {
     .command('check')
     .argument('<pod>', 'pod name or id')
     .description("run CNI CHECK on the pod's attachments (does the netns still have what ADD made?)")
+    .addHelpText('after', examples('nspod network check foo'))
     .action(async (pod: string) => {
       const n = await (await open()).network.check(pod);
       console.log(`pod/${pod}: ${n} attachment${n === 1 ? '' : 's'} OK`);
@@ -88,6 +92,7 @@ export function registerNetworkCommands(program: Command, open: Open): void {
   net
     .command('prune')
     .description('release IPs, veths and rules of attachments whose pod no longer exists')
+    .addHelpText('after', examples('nspod network prune'))
     .action(async () => {
       const ids = await (await open()).network.prune();
       console.log(ids.length ? `released ${ids.length} stale attachment(s): ${ids.join(', ')}` : 'nothing to prune');

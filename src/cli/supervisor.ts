@@ -7,7 +7,7 @@ import type { Runtime } from '../pod/index.js';
 import { runHandler, stopContainer } from '../pod/index.js';
 import type { PodSpec } from '../spec/types.js';
 import type { Probe } from '../spec/probe-types.js';
-import { failedPrecondition, isNspodError, notFound } from '../errors/index.js';
+import { failedPrecondition, invalidArgument, isNspodError } from '../errors/index.js';
 import { openEventLog } from '../events/index.js';
 import type { PodEvent } from '../events/index.js';
 import {
@@ -266,7 +266,7 @@ export function registerSupervisorCommands(program: Command, open: Open): void {
     .addHelpText('after', '\nExamples:\n  $ nspod describe pod foo\n  $ nspod describe pod foo -o json\n')
     .action(async (kind: string, name: string, o: { output: string }) => {
       const fmt = parseFormat(o.output);
-      if (kind !== 'pod' && kind !== 'pods') throw notFound(`describe: kind must be "pod", got "${kind}"`);
+      if (kind !== 'pod' && kind !== 'pods') throw invalidArgument(`describe: kind must be "pod", got "${kind}"`);
       const rt = await open();
       const pod = await rt.podRecord(name);
       const view = await podView(await rt.podStatus(pod.id), pod);

@@ -124,6 +124,7 @@ function registerConfigKind(program: Command, open: Open, kind: ConfigKind): voi
     .option('-n, --namespace <ns>', 'only this namespace (default: all)')
     .option('-o, --output <format>', 'table, json or yaml', 'table')
     .description(`list stored ${kind}s`)
+    .addHelpText('after', examples(`nspod ${word} ls`, `nspod ${word} ls -n kube-system -o json`))
     .action(async (o: { namespace?: string; output: string }) => {
       const fmt = parseFormat(o.output);
       const list = await (await open()).listConfigObjects(kind, o.namespace);
@@ -142,6 +143,12 @@ function registerConfigKind(program: Command, open: Open, kind: ConfigKind): voi
     .option('-n, --namespace <ns>', 'Kubernetes namespace', 'default')
     .option('-o, --output <format>', 'json or yaml', 'yaml')
     .description(kind === 'Secret' ? 'show a Secret (keys and sizes; values with --reveal)' : 'show a ConfigMap')
+    .addHelpText(
+      'after',
+      kind === 'Secret'
+        ? examples('nspod secret inspect db', 'nspod secret inspect db --reveal -o json')
+        : examples('nspod configmap inspect app', 'nspod configmap inspect app -n staging -o json'),
+    )
     .action(async (name: string, o: { namespace: string; output: string; reveal?: boolean }) => {
       const fmt = parseFormat(o.output);
       const v = await (
@@ -154,6 +161,10 @@ function registerConfigKind(program: Command, open: Open, kind: ConfigKind): voi
     .argument('<name...>')
     .option('-n, --namespace <ns>', 'Kubernetes namespace', 'default')
     .description(`remove stored ${kind}s`)
+    .addHelpText(
+      'after',
+      examples(`nspod ${word} rm ${kind === 'Secret' ? 'db' : 'app'}`, `nspod ${word} rm -n staging a b`),
+    )
     .action(async (names: string[], o: { namespace: string }) => {
       const rt = await open();
       for (const n of names) {
@@ -180,6 +191,7 @@ export function registerVolumeCommands(program: Command, open: Open): void {
     .command('ls')
     .option('-o, --output <format>', 'table, json or yaml', 'table')
     .description('list named volumes')
+    .addHelpText('after', examples('nspod volume ls', 'nspod volume ls -o json'))
     .action(async (o: { output: string }) => {
       const fmt = parseFormat(o.output);
       const list = await (await open()).listVolumes();
@@ -196,6 +208,7 @@ export function registerVolumeCommands(program: Command, open: Open): void {
     .argument('<name>')
     .option('-o, --output <format>', 'json or yaml', 'yaml')
     .description("show a named volume's record and the pods that use it")
+    .addHelpText('after', examples('nspod volume inspect data', 'nspod volume inspect data -o json'))
     .action(async (name: string, o: { output: string }) => {
       const fmt = parseFormat(o.output);
       const v = await (await open()).inspectVolume(name);
@@ -206,6 +219,7 @@ export function registerVolumeCommands(program: Command, open: Open): void {
     .command('rm')
     .argument('<name...>')
     .description('remove named volumes and their data (refused while a pod uses one)')
+    .addHelpText('after', examples('nspod volume rm data', 'nspod volume rm cache data'))
     .action(async (names: string[]) => {
       const rt = await open();
       for (const n of names) {
@@ -216,6 +230,7 @@ export function registerVolumeCommands(program: Command, open: Open): void {
   vol
     .command('prune')
     .description('remove every named volume that no pod uses')
+    .addHelpText('after', examples('nspod volume prune'))
     .action(async () => {
       const gone = await (await open()).pruneVolumes();
       for (const n of gone) console.log(`volume/${n} removed`);

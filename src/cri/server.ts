@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { openRuntime } from '../pod/index.js';
 import type { Runtime, RuntimeOptions } from '../pod/index.js';
 import { projectDir } from '../config/index.js';
-import { unavailable } from '../errors/index.js';
+import { invalidArgument } from '../errors/index.js';
 import { loadCri } from './proto.js';
 import { makeRuntimeService } from './runtime-service.js';
 import { makeImageService } from './image-service.js';
@@ -39,10 +39,11 @@ export interface CriServer {
   close(): Promise<void>;
 }
 
-function parseAddr(a: string | undefined): { host: string; port: number } {
+/** `host:port` (`[v6]:port`; an empty host is 127.0.0.1) of the streaming server; unset = 127.0.0.1:0. */
+export function parseStreamAddr(a: string | undefined): { host: string; port: number } {
   if (!a) return { host: '127.0.0.1', port: 0 };
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(a);
-  if (!m) throw unavailable(`--stream-addr: expected host:port, got "${a}"`);
+  if (!m || Number(m[3]) > 65535) throw invalidArgument(`--stream-addr: expected host:port, got "${a}"`);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
 }
 
@@ -52,7 +53,7 @@ export async function startCriServer(o: CriServerOptions = {}): Promise<CriServe
   const version = (JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as { version: string })
     .version;
   const relay = process.env.NSPOD_RELAY ?? path.join(projectDir, 'native', 'nspod-relay');
-  const { host, port } = parseAddr(o.streamAddr);
+  const { host, port } = parseStreamAddr(o.streamAddr);
   const streaming = await startStreamingServer({ rt, relay, host, port });
   const events = openEventHub(rt);
   const criDir = path.join(rt.config.runRoot, 'cri');

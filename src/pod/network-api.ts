@@ -89,7 +89,7 @@ export function makeNetworkApi(ctx: Context) {
       return { name: o.name, file };
     },
 
-    /** Removes a network's config (refused while pods use it). Its bridge goes with the last pod's veth. */
+    /** Removes a network's config (refused while pods use it). Its bridge stays: the bridge plugin never deletes one. */
     async remove(name: string): Promise<void> {
       await removeNetworkFile(dir, name, (await podsOn()).get(name) ?? []);
     },

@@ -5,10 +5,12 @@
  *   stopPod   containers in reverse start order (stop signal, SIGKILL after the grace period), then pause
  *   removePod stop if forced ▶ containers ▶ sandbox ▶ records
  *
- * Locks: a pod's name, id and host ports are reserved under the global state lock (held for
- * milliseconds); everything else that changes one pod (its sandbox, containers, stop, removal)
- * runs under that pod's own lock, so pods are made and removed in parallel. Lock order is pod,
- * then global — never the reverse. A failure anywhere in playPod unwinds what was made.
+ * Locks: a new pod takes its own lock (a fresh id, never waits) and claims its name with an
+ * atomically linked file (see reservePod); only a pod that publishes host ports or uses named
+ * volumes is recorded under the global state lock (held for milliseconds). Everything else that
+ * changes one pod (its sandbox, containers, stop, removal) runs under that pod's own lock, so pods
+ * are made and removed in parallel. Lock order is pod, then global — never the reverse. A failure
+ * anywhere in playPod unwinds what was made.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
