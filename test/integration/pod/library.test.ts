@@ -42,16 +42,30 @@ describe('library API (the package entry)', () => {
     await destroySandbox(sb);
   });
 
-  it('package.json exports the entry these tests import', () => {
+  it('package.json exports the entry these tests import', async () => {
     const pkg = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as {
       exports: Record<string, string>;
       types: string;
     };
     assert.equal(pkg.exports['.'], './dist/index.js');
     assert.equal(pkg.types, 'dist/index.d.ts');
-    for (const name of ['openRuntime', 'parsePodYaml', 'inspectPod', 'NspodError', 'pullImage', 'pushImage']) {
+    assert.equal(pkg.exports['./cri'], './dist/cri/index.js');
+    for (const name of [
+      'openRuntime',
+      'parsePodYaml',
+      'inspectPod',
+      'NspodError',
+      'pullImage',
+      'pushImage',
+      'runSupervisor',
+      'ensureSupervisor',
+      'podView',
+      'openEventLog',
+    ]) {
       assert.equal(typeof (nspod as Record<string, unknown>)[name], 'function', `export ${name}`);
     }
+    const cri = (await import('../../../src/cri/index.js')) as Record<string, unknown>;
+    assert.equal(typeof cri['startCriServer'], 'function', 'nspod/cri exports startCriServer');
   });
 
   it('plays, inspects, execs, stops and removes a pod as the README shows', async () => {
