@@ -1,6 +1,6 @@
 /** Shared by the bench sections: statistics, timed commands, isolated nspod environments, peers. */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,7 +51,7 @@ export interface BenchEnv {
  * An isolated nspod (own root, run root, cgroup parent) with its own CNI network: bridge
  * `nspbench<n>` on 10.214.<n>.0/24. cleanup() removes pods, dirs, cgroups and the bridge.
  */
-export function benchEnv(tag: string, n = 0): BenchEnv {
+export function benchEnv(tag: string, n = 0, extraEnv: Record<string, string> = {}): BenchEnv {
   const root = mkdtempSync(path.join(os.tmpdir(), `nspod-bench-${tag}-`));
   const runRoot = `/run/nspod-bench-${tag}-${process.pid}`;
   const cg = `nspod-bench-${tag}-${process.pid}`;
@@ -91,6 +91,7 @@ export function benchEnv(tag: string, n = 0): BenchEnv {
     NSPOD_CGROUP_PARENT: cg,
     NSPOD_CNI_CONFIG_DIR: netd,
     NSPOD_SUPERVISE: '0',
+    ...extraEnv,
   };
   return {
     env,
@@ -104,6 +105,7 @@ export function benchEnv(tag: string, n = 0): BenchEnv {
           spawnSync('node', [cli, 'rm', '-f', p.id], { env });
         }
       } catch {}
+      stopDaemon(runRoot);
       spawnSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
       rmSync(root, { recursive: true, force: true });
       rmSync(runRoot, { recursive: true, force: true });
@@ -125,6 +127,26 @@ export function benchEnv(tag: string, n = 0): BenchEnv {
       }
     },
   };
+}
+
+/** Stops the run root's supervisor daemon, if one runs (SIGTERM, by its pid file), and waits for it. */
+function stopDaemon(runRoot: string): void {
+  let pid: number;
+  try {
+    pid = Number.parseInt(readFileSync(path.join(runRoot, 'supervisor.pid'), 'utf8'), 10);
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    spawnSync('sleep', ['0.05']);
+  }
 }
 
 export function podmanEnv(): NodeJS.ProcessEnv | string {

@@ -6,18 +6,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { openRuntime } from '../pod/index.js';
 import type { Runtime } from '../pod/index.js';
 import { NspodError, messageOf } from '../errors/index.js';
 import type { ErrorCode } from '../errors/index.js';
 import { projectDir } from '../config/index.js';
-import { registerPodCommands } from './pods.js';
-import { registerImageCommands } from './images.js';
-import { registerRegistryCommands } from './registry.js';
-import { registerSupervisorCommands } from './supervisor.js';
-import { registerNetworkCommands } from './network.js';
-import { registerVolumeCommands } from './volumes.js';
-import { registerCriCommands } from './cri.js';
+import { registerPlayCommand } from './play-command.js';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
   INTERNAL: 1,
@@ -38,7 +31,23 @@ interface GlobalOptions {
   debug?: boolean;
 }
 
-export function buildProgram(): Command {
+/** The command word of `argv` (node, script, global options…, command, …), if any. */
+export function commandOf(argv: string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return undefined;
+    if (['--root', '--run-root', '--runtime'].includes(a))
+      i++; // its value follows
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+/**
+ * The nspod command line. `nspod play` registers only itself: it is the latency-critical
+ * command, and the others' modules (with the Runtime behind them) are loaded only when used.
+ */
+export async function buildProgram(argv: string[] = process.argv): Promise<Command> {
   const program = new Command();
   program
     .name('nspod')
@@ -58,19 +67,34 @@ export function buildProgram(): Command {
   let runtime: Promise<Runtime> | undefined;
   const open = (): Promise<Runtime> => {
     const g = program.opts<GlobalOptions>();
-    return (runtime ??= openRuntime({
-      ...(g.root ? { root: g.root } : {}),
-      ...(g.runRoot ? { runRoot: g.runRoot } : {}),
-      ...(g.runtime ? { runtime: g.runtime } : {}),
-    }));
+    return (runtime ??= import('../pod/index.js').then(({ openRuntime }) =>
+      openRuntime({
+        ...(g.root ? { root: g.root } : {}),
+        ...(g.runRoot ? { runRoot: g.runRoot } : {}),
+        ...(g.runtime ? { runtime: g.runtime } : {}),
+      }),
+    ));
   };
-  registerPodCommands(program, open);
-  registerImageCommands(program, open);
-  registerRegistryCommands(program, open);
-  registerSupervisorCommands(program, open);
-  registerNetworkCommands(program, open);
-  registerVolumeCommands(program, open);
-  registerCriCommands(program, open);
+  if (commandOf(argv) === 'play') {
+    registerPlayCommand(program, open);
+    return program;
+  }
+  const [pods, images, registry, supervisor, network, volumes, cri] = await Promise.all([
+    import('./pods.js'),
+    import('./images.js'),
+    import('./registry.js'),
+    import('./supervisor.js'),
+    import('./network.js'),
+    import('./volumes.js'),
+    import('./cri.js'),
+  ]);
+  pods.registerPodCommands(program, open);
+  images.registerImageCommands(program, open);
+  registry.registerRegistryCommands(program, open);
+  supervisor.registerSupervisorCommands(program, open);
+  network.registerNetworkCommands(program, open);
+  volumes.registerVolumeCommands(program, open);
+  cri.registerCriCommands(program, open);
   program
     .command('version')
     .description('print the versions of nspod and of the components it drives')
@@ -88,7 +112,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

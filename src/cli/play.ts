@@ -5,13 +5,8 @@
  * hands its work over the control socket (src/supervisor/control.ts); either way it only writes
  * through `io`.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { Runtime } from '../pod/index.js';
-import { projectDir } from '../config/index.js';
 import { markSupervised } from '../supervisor/index.js';
-import { cliMainPath } from '../supervisor/daemon.js';
-import { buildIdentity } from '../supervisor/control.js';
 import type { PlayIo, PlayRequest } from '../supervisor/control.js';
 import { openEventLog } from '../events/index.js';
 import { shortId } from './format.js';
@@ -51,10 +46,4 @@ export async function playText(rt: Runtime, req: PlayRequest, io: PlayIo): Promi
     for (const c of r.pod.containers) io.out(`  container ${c.name} ${c.state} ${shortId(c.id)}`);
     io.timings(r.timings);
   }
-}
-
-/** This nspod build, as the daemon and the `play` command compare it before handing work over. */
-export function cliIdentity(): string {
-  const pkg = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as { version: string };
-  return buildIdentity(pkg.version, cliMainPath());
 }

@@ -7,10 +7,8 @@ import type { CgroupLimits } from '../cgroups/index.js';
 import { readLog, followLog, readExitCode } from '../monitor/index.js';
 import { invalidArgument, notFound } from '../errors/index.js';
 import { age, bytes, parseFormat, render, shortId, table } from './format.js';
-import { loadConfig } from '../config/index.js';
-import { controlSocketPath, forwardPlay, relevantEnv } from '../supervisor/control.js';
-import type { PlayIo, PlayRequest } from '../supervisor/control.js';
-import { podRows, podTable, startSupervisorIfNeeded, wantSupervisor } from './supervisor.js';
+import { podRows, podTable } from './supervisor.js';
+import { registerPlayCommand } from './play-command.js';
 
 type Open = () => Promise<Runtime>;
 
@@ -139,58 +137,7 @@ const indent = (s: string): string =>
     .join('\n');
 
 export function registerPodCommands(program: Command, open: Open): void {
-  program
-    .command('play')
-    .argument('<file>', 'Kubernetes Pod YAML (several documents allowed); - for stdin')
-    .option('--replace', 'remove a pod of the same name first')
-    .option('--timings', 'print how long each step took (on stderr)')
-    .option('--no-supervise', 'do not watch the pod (no restarts, probes or events; env NSPOD_SUPERVISE=0)')
-    .description('create and start the pods of a Kubernetes YAML file, supervised by the nspod daemon')
-    .addHelpText(
-      'after',
-      examples('nspod play examples/pod.yaml', 'nspod play --replace pod.yaml', 'nspod play --no-supervise pod.yaml'),
-    )
-    .action(async (file: string, o: { replace?: boolean; timings?: boolean; supervise?: boolean }) => {
-      const cliStart = performance.now(); // since the process started: Node's start-up and module loading
-      const text =
-        file === '-'
-          ? await readStdin()
-          : await fs.readFile(file, 'utf8').catch((e: Error) => {
-              throw notFound(`${file}: ${e.message.replace(/^.*?: /, '')}`);
-            });
-      const supervise = wantSupervisor(o.supervise);
-      const req: PlayRequest = { text, source: file, replace: o.replace ?? false, supervise };
-      const io: PlayIo = {
-        out: (l) => process.stdout.write(`${l}\n`),
-        err: (l) => process.stderr.write(`${l}\n`),
-        timings: (t) => {
-          if (!o.timings) return;
-          const all = { 'node+load': cliStart, ...t, total: performance.now() };
-          for (const [k, ms] of Object.entries(all)) process.stderr.write(`timing ${k} ${ms.toFixed(1)}ms\n`);
-        },
-      };
-      if (supervise) {
-        // The daemon that will supervise the pod also makes it, when it runs this very build with
-        // this configuration: its modules are loaded and its code compiled (see supervisor/control.ts).
-        const g = program.opts<{ root?: string; runRoot?: string; runtime?: string; debug?: boolean }>();
-        const config = loadConfig({
-          ...(g.root ? { root: g.root } : {}),
-          ...(g.runRoot ? { runRoot: g.runRoot } : {}),
-          ...(g.runtime ? { runtime: g.runtime } : {}),
-        });
-        await startSupervisorIfNeeded(config);
-        const { cliIdentity } = await import('./play.js');
-        const fwd = await forwardPlay(
-          controlSocketPath(config.runRoot),
-          { op: 'play', identity: cliIdentity(), env: relevantEnv(), config, play: req },
-          io,
-        );
-        if (fwd.result === 'done') return;
-        if (g.debug) process.stderr.write(`playing here, not in the daemon: ${fwd.why}\n`);
-      }
-      const { playText } = await import('./play.js');
-      await playText(await open(), req, io);
-    });
+  registerPlayCommand(program, open);
 
   program
     .command('pods')
@@ -371,10 +318,4 @@ export function registerPodCommands(program: Command, open: Open): void {
         console.log(`pod/${p} removed`);
       }
     });
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }

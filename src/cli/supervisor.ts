@@ -10,19 +10,10 @@ import type { Probe } from '../spec/probe-types.js';
 import { failedPrecondition, invalidArgument, isNspodError } from '../errors/index.js';
 import { openEventLog } from '../events/index.js';
 import type { PodEvent } from '../events/index.js';
-import {
-  PodWorker,
-  backoffConfig,
-  ensureSupervisor,
-  markSupervised,
-  newSupPodFor,
-  podView,
-  runSupervisor,
-} from '../supervisor/index.js';
+import { PodWorker, backoffConfig, markSupervised, newSupPodFor, podView, runSupervisor } from '../supervisor/index.js';
 import type { ContainerView, PodView } from '../supervisor/index.js';
 import type { ControlOptions } from '../supervisor/daemon.js';
 import { relevantEnv } from '../supervisor/control.js';
-import type { Config } from '../config/index.js';
 import { age, parseFormat, render, shortId, table } from './format.js';
 
 type Open = () => Promise<Runtime>;
@@ -64,7 +55,8 @@ export async function runServe(rt: Runtime, options: Record<string, unknown> = {
 
 /** The daemon's side of `nspod play` handing its work over (src/supervisor/control.ts). */
 async function playControl(rt: Runtime): Promise<ControlOptions> {
-  const { playText, cliIdentity } = await import('./play.js'); // play.js imports this module
+  const { playText } = await import('./play.js'); // play.js imports this module
+  const { cliIdentity } = await import('./play-command.js');
   await import('../spec/kube.js'); // the YAML parser, loaded before the first play needs it
   return {
     mine: { identity: cliIdentity(), env: relevantEnv(), config: rt.config },
@@ -72,18 +64,7 @@ async function playControl(rt: Runtime): Promise<ControlOptions> {
   };
 }
 
-/** True unless --no-supervise or NSPOD_SUPERVISE=0. */
-export function wantSupervisor(flag: boolean | undefined): boolean {
-  if (flag === false) return false;
-  const env = process.env.NSPOD_SUPERVISE;
-  return !(env === '0' || env === 'false' || env === 'no');
-}
-
-/** Starts the daemon if none runs; prints one line when it did. */
-export async function startSupervisorIfNeeded(config: Config): Promise<void> {
-  const s = await ensureSupervisor(config);
-  if (s.started) process.stderr.write(`started the nspod supervisor in the background (pid ${s.pid}, log ${s.log})\n`);
-}
+export { wantSupervisor, startSupervisorIfNeeded } from './play-command.js';
 
 /**
  * Plays a pod that has init containers: the sandbox first, then (supervised) the daemon runs the

@@ -2,74 +2,21 @@
  * The supervisor daemon (`nspod serve`): one per run root. It adopts every supervised pod (those
  * with a supervisor.json), reconciles each on a tick and on conmon's exit files, and survives
  * its own death: pods keep running under conmon, and a new daemon learns what happened from the
- * records and exit files.
- *
- *   <runRoot>/supervisor.pid    the daemon's pid, created exclusively (one daemon per run root;
- *                               a file left by a dead daemon is taken over)
- *   <runRoot>/supervisor.ready  the pid again, written once every pod was adopted and reconciled
- *   <runRoot>/supervisor.log    the daemon's output when `nspod play` started it
- *   <runRoot>/control.sock      where `nspod play` hands its work over (./control.ts)
+ * records and exit files. Its pid, ready and log files are in ./files.ts (a pid file left by a
+ * dead daemon is taken over); `nspod play` hands its work over on <runRoot>/control.sock
+ * (./control.ts).
  */
-import { spawn } from 'node:child_process';
-import { promises as fs, openSync, closeSync, existsSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Runtime } from '../pod/index.js';
 import { startNetnsRelay } from '../pod/index.js';
-import type { Config } from '../config/index.js';
 import { alreadyExists, hasErrno, messageOf, unavailable } from '../errors/index.js';
 import { openEventLog } from '../events/index.js';
 import { PodWorker } from './pod-worker.js';
 import { backoffConfig, readSupPod } from './state.js';
 import { controlSocketPath, startControlServer } from './control.js';
+import { isDaemon, readPid, supervisorFiles } from './files.js';
 import type { ControlServer, PlayIo, PlayRequest } from './control.js';
-
-export interface SupervisorFiles {
-  pid: string;
-  ready: string;
-  log: string;
-}
-
-export function supervisorFiles(runRoot: string): SupervisorFiles {
-  return {
-    pid: path.join(runRoot, 'supervisor.pid'),
-    ready: path.join(runRoot, 'supervisor.ready'),
-    log: path.join(runRoot, 'supervisor.log'),
-  };
-}
-
-async function isDaemon(pid: number): Promise<boolean> {
-  try {
-    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return false;
-    const cmd = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-    return cmd.includes('serve');
-  } catch {
-    return false;
-  }
-}
-
-async function readPid(file: string): Promise<number | undefined> {
-  try {
-    const n = Number.parseInt((await fs.readFile(file, 'utf8')).trim(), 10);
-    return Number.isFinite(n) && n > 0 ? n : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The pid of the live daemon of this run root, if one runs. */
-export async function supervisorPid(runRoot: string): Promise<number | undefined> {
-  const pid = await readPid(supervisorFiles(runRoot).pid);
-  return pid !== undefined && (await isDaemon(pid)) ? pid : undefined;
-}
-
-/** The pid of the live daemon once it is ready (every pod adopted). */
-export async function readySupervisorPid(runRoot: string): Promise<number | undefined> {
-  const f = supervisorFiles(runRoot);
-  const pid = await supervisorPid(runRoot);
-  return pid !== undefined && (await readPid(f.ready)) === pid ? pid : undefined;
-}
 
 /** Takes the pid file exclusively; takes over one left by a dead daemon. */
 async function claimPidFile(file: string): Promise<void> {
@@ -212,60 +159,6 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
   }
 }
 
-/**
- * The CLI entry this code belongs to: the bundle this module is part of (dist/bin/nspod.js), or
- * the tsc output's cli/main.js next to this module's directory when it runs unbundled.
- */
-export const cliMainPath = (): string => {
-  const dir = path.dirname(fileURLToPath(import.meta.url));
-  const bundle = path.join(dir, 'nspod.js');
-  return existsSync(bundle) ? bundle : path.join(dir, '..', 'cli', 'main.js');
-};
-
-/**
- * Makes sure a daemon runs for this configuration: returns the running one's pid, or starts
- * `nspod serve` detached (own session, no terminal, output to supervisor.log) and waits until it
- * is ready.
- */
-export async function ensureSupervisor(
-  config: Config,
-  timeoutMs = 60_000,
-): Promise<{ pid: number; started: boolean; log: string }> {
-  const files = supervisorFiles(config.runRoot);
-  const running = await readySupervisorPid(config.runRoot);
-  if (running !== undefined) return { pid: running, started: false, log: files.log };
-  await fs.mkdir(config.runRoot, { recursive: true });
-  let pid = await supervisorPid(config.runRoot);
-  if (pid === undefined) {
-    const fd = openSync(files.log, 'a', 0o600);
-    try {
-      const child = spawn(process.execPath, [cliMainPath(), 'serve'], {
-        detached: true,
-        cwd: '/',
-        stdio: ['ignore', fd, fd],
-        env: {
-          ...process.env,
-          NSPOD_ROOT: config.root,
-          NSPOD_RUN_ROOT: config.runRoot,
-          NSPOD_CGROUP_PARENT: config.cgroupParent,
-          ...(config.runtime ? { NSPOD_RUNTIME: config.runtime } : {}),
-        },
-      });
-      child.unref();
-      pid = child.pid;
-    } finally {
-      closeSync(fd);
-    }
-  }
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ready = await readySupervisorPid(config.runRoot);
-    if (ready !== undefined) return { pid: ready, started: true, log: files.log };
-    if (Date.now() > deadline) {
-      throw unavailable(`the supervisor (pid ${pid}) did not become ready in ${timeoutMs / 1000}s; see ${files.log}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 export { messageOf };
+export { supervisorFiles, supervisorPid, readySupervisorPid, ensureSupervisor, cliMainPath } from './files.js';
+export type { SupervisorFiles } from './files.js';
