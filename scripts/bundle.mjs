@@ -14,7 +14,8 @@ const src = process.argv[2] ?? 'dist';
 const outdir = path.join(src === 'dist' ? 'dist' : path.dirname(src), 'bin');
 rmSync(outdir, { recursive: true, force: true });
 await build({
-  entryPoints: { nspod: path.join(src, 'cli', 'main.js') },
+  // spawner.js: the helper a daemon starts its commands through (src/host/spawner.ts).
+  entryPoints: { nspod: path.join(src, 'cli', 'main.js'), spawner: path.join(src, 'host', 'spawner-main.js') },
   outdir,
   bundle: true,
   splitting: true,
@@ -23,7 +24,9 @@ await build({
   target: 'node20',
   external: ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'spdy-transport', 'ws'],
   // CommonJS packages in an ESM bundle still call require() for Node's built-ins.
-  banner: { js: "import { createRequire as __nspodRequire } from 'node:module';\nconst require = __nspodRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __nspodRequire } from 'node:module';\nconst require = __nspodRequire(import.meta.url);",
+  },
   logLevel: 'warning',
   legalComments: 'none',
   // Less source for V8 to scan at every start (~10 ms of CPU); names are kept for stack traces.

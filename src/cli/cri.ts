@@ -6,7 +6,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Runtime } from '../pod/index.js';
-import { serveExtensions } from './supervisor.js';
+import { daemonSpawner, serveExtensions } from './supervisor.js';
+import type { Host } from '../host/index.js';
 
 export interface CriServeOptions {
   socket?: string;
@@ -14,8 +15,16 @@ export interface CriServeOptions {
 }
 
 /** Starts the CRI server and resolves when it has stopped on a signal. */
-export async function serveCri(open: () => Promise<Runtime>, o: CriServeOptions): Promise<void> {
-  const runtime = await open();
+export async function serveCri(open: (o?: { host?: Host }) => Promise<Runtime>, o: CriServeOptions): Promise<void> {
+  const spawner = await daemonSpawner();
+  try {
+    await serveCriWith(await open(spawner ? { host: spawner } : {}), o);
+  } finally {
+    spawner?.close();
+  }
+}
+
+async function serveCriWith(runtime: Runtime, o: CriServeOptions): Promise<void> {
   const { startCriServer } = await import('../cri/index.js'); // gRPC loads only for the server
   const srv = await startCriServer({
     api: runtime,

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import type { Runtime } from '../pod/index.js';
+import type { Host } from '../host/index.js';
 import { NspodError, messageOf } from '../errors/index.js';
 import type { ErrorCode } from '../errors/index.js';
 import { projectDir } from '../config/index.js';
@@ -65,10 +66,12 @@ export async function buildProgram(argv: string[] = process.argv): Promise<Comma
       '\nExamples:\n  $ nspod play examples/pod.yaml\n  $ nspod inspect pod foo\n  $ nspod exec foo -c sidecar -- wget -qO- localhost\n  $ nspod rm -f foo\n',
     );
   let runtime: Promise<Runtime> | undefined;
-  const open = (): Promise<Runtime> => {
+  // `host`: what runs commands, for a daemon that starts them through a spawner helper.
+  const open = (o: { host?: Host } = {}): Promise<Runtime> => {
     const g = program.opts<GlobalOptions>();
     return (runtime ??= import('../pod/index.js').then(({ openRuntime }) =>
       openRuntime({
+        ...(o.host ? { host: o.host } : {}),
         ...(g.root ? { root: g.root } : {}),
         ...(g.runRoot ? { runRoot: g.runRoot } : {}),
         ...(g.runtime ? { runtime: g.runtime } : {}),

@@ -4,6 +4,8 @@
  */
 import type { Command } from 'commander';
 import type { Runtime } from '../pod/index.js';
+import type { Host } from '../host/index.js';
+import type { Spawner } from '../host/spawner.js';
 import { runHandler, stopContainer } from '../pod/index.js';
 import type { PodSpec } from '../spec/types.js';
 import type { Probe } from '../spec/probe-types.js';
@@ -16,7 +18,7 @@ import type { ControlOptions } from '../supervisor/daemon.js';
 import { relevantEnv } from '../supervisor/control.js';
 import { age, parseFormat, render, shortId, table } from './format.js';
 
-type Open = () => Promise<Runtime>;
+type Open = (o?: { host?: Host }) => Promise<Runtime>;
 
 /**
  * Something else that runs inside `nspod serve` next to the supervisor (the CRI server adds
@@ -51,6 +53,16 @@ export async function runServe(rt: Runtime, options: Record<string, unknown> = {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
   }
+}
+
+/**
+ * A long-lived nspod process starts its commands through a spawner helper (src/host/spawner.ts),
+ * unless NSPOD_SPAWNER=0.
+ */
+export async function daemonSpawner(): Promise<Spawner | undefined> {
+  if (process.env.NSPOD_SPAWNER === '0') return undefined;
+  const { startSpawner } = await import('../host/spawner.js');
+  return startSpawner({ log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`) });
 }
 
 /** The daemon's side of `nspod play` handing its work over (src/supervisor/control.ts). */
@@ -235,7 +247,12 @@ export function registerSupervisorCommands(program: Command, open: Open): void {
       '\nExamples:\n  $ nspod serve\n  $ nspod serve --no-cri\n  $ NSPOD_BACKOFF_BASE_MS=1000 nspod serve\n',
     )
     .action(async (o: { cri: boolean; socket?: string; streamAddr?: string }) => {
-      await runServe(await open(), o);
+      const spawner = await daemonSpawner();
+      try {
+        await runServe(await open(spawner ? { host: spawner } : {}), o);
+      } finally {
+        spawner?.close();
+      }
     });
 
   program

@@ -120,6 +120,7 @@ export const realHost: Host = {
         });
       }
       if (child.stdin) {
+        child.stdin.on('error', () => undefined); // a child that exits without reading its input
         if (opts.input !== undefined) child.stdin.end(opts.input);
         else child.stdin.end();
       }

@@ -107,6 +107,7 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     pluginDirs: config.cniPluginDirs,
     cacheDir: path.join(config.root, 'cni'),
     ...(config.defaultNetwork ? { defaultNetwork: config.defaultNetwork } : {}),
+    host,
   });
   const ctx: Context = {
     config,

@@ -120,10 +120,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
         socket: controlSocketPath(rt.config.runRoot),
         mine: c.mine,
         log,
-        // A pod played here is adopted at once, not on the next tick.
+        // A pod played here is adopted at once (not on the next tick), once the client has its answer.
         play: async (req, io) => {
           await c.play(req, io);
-          if (req.supervise) await scanNow();
+          if (req.supervise) setImmediate(() => void scanNow());
         },
       }).catch((e: unknown) => {
         log(`control socket unavailable, nspod play works in its own process: ${messageOf(e)}`);

@@ -232,7 +232,12 @@ export async function killSupervisor(sb: Sandbox): Promise<void> {
  */
 export async function destroySandbox(sb: Sandbox): Promise<void> {
   await killSupervisor(sb);
-  const leaked = nspodProcessesOf(sb);
+  // The daemon's spawner helper exits when the daemon's channel closes: give it a moment.
+  let leaked = nspodProcessesOf(sb);
+  for (let i = 0; i < 80 && leaked.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    leaked = nspodProcessesOf(sb);
+  }
   const pods = await nspod(sb, ['pods', '-o', 'json']).catch(() => undefined);
   if (pods && pods.code === 0) {
     for (const p of JSON.parse(pods.stdout) as Array<{ id: string }>) await nspod(sb, ['rm', '-f', p.id]);
@@ -282,14 +287,17 @@ export async function destroySandbox(sb: Sandbox): Promise<void> {
   }
 }
 
-/** Live nspod CLI processes (node running the CLI) started with this sandbox's run root. */
+/** The daemon's spawner helper of this build (src/host/spawner.ts). */
+const spawnerPath = path.join(path.dirname(cliPath), 'spawner.js');
+
+/** Live nspod processes (node running the CLI or a spawner helper) started with this sandbox's run root. */
 function nspodProcessesOf(sb: Sandbox): number[] {
   const found: number[] = [];
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
       const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
-      if (!cmd.some((a) => a === cliPath)) continue;
+      if (!cmd.some((a) => a === cliPath || a === spawnerPath)) continue;
       if (readFileSync(`/proc/${e}/environ`, 'utf8').split('\0').includes(`NSPOD_RUN_ROOT=${sb.runRoot}`)) {
         found.push(Number(e));
       }

@@ -8,10 +8,11 @@
  * will be used) and updated with the result after: DEL then works after a crash half-way through
  * ADD, after nspod restarts, and after the network's config file was removed.
  */
-import { spawn } from 'node:child_process';
 import { promises as fs, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { NspodError, hasErrno, internal, unavailable } from '../../errors/index.js';
+import { realHost } from '../../host/index.js';
+import type { Host } from '../../host/index.js';
 import { errorSchema, resultSchema, versionSchema } from './types.js';
 import type { Attachment, CapabilityArgs, CniResult, ConfList, PluginConf } from './types.js';
 
@@ -20,6 +21,8 @@ export interface CniClientOptions {
   cacheDir: string;
   /** per-plugin timeout (default 60 s) */
   timeoutMs?: number;
+  /** runs the plugins (default: from this process) */
+  host?: Host;
 }
 
 export interface CachedAttachment {
@@ -49,8 +52,10 @@ export class CniClient {
   readonly cacheDir: string;
   private readonly timeoutMs: number;
   private readonly found = new Map<string, string>();
+  private readonly host: Host;
 
   constructor(o: CniClientOptions) {
+    this.host = o.host ?? realHost;
     this.pluginDirs = o.pluginDirs;
     this.cacheDir = o.cacheDir;
     this.timeoutMs = o.timeoutMs ?? 60_000;
@@ -87,30 +92,12 @@ export class CniClient {
       env.CNI_IFNAME = a.ifName;
       env.CNI_ARGS = a.args.map(([k, v]) => `${k}=${v}`).join(';');
     }
-    const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>(
-      (resolve, reject) => {
-        const child = spawn(bin, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-        const out: Buffer[] = [];
-        const err: Buffer[] = [];
-        child.stdout.on('data', (b: Buffer) => out.push(b));
-        child.stderr.on('data', (b: Buffer) => err.push(b));
-        const timer = setTimeout(() => child.kill('SIGKILL'), this.timeoutMs);
-        child.on('error', (e) => {
-          clearTimeout(timer);
-          reject(unavailable(`CNI plugin ${plugin.type}: ${e.message}`, e));
-        });
-        child.on('close', (c, sig) => {
-          clearTimeout(timer);
-          resolve({
-            code: c ?? (sig ? 128 : 1),
-            stdout: Buffer.concat(out).toString(),
-            stderr: Buffer.concat(err).toString(),
-          });
-        });
-        child.stdin.on('error', () => undefined); // a plugin that exits without reading stdin
-        child.stdin.end(JSON.stringify(netconf));
-      },
-    );
+    const { code, stdout, stderr } = await this.host.run(bin, [], {
+      env,
+      input: JSON.stringify(netconf),
+      allowFailure: true,
+      timeoutMs: this.timeoutMs,
+    });
     const network = typeof netconf['name'] === 'string' ? ` (network "${netconf['name']}")` : '';
     if (code !== 0) {
       let msg = stderr.trim().split('\n').pop() || `exit status ${code}`;

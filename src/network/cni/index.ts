@@ -8,6 +8,7 @@
  *   detach: wait for plugins still running for this sandbox (an nspod killed mid-ADD leaves them
  *           orphaned) ▶ DEL every cached attachment of the sandbox
  */
+import type { Host } from '../../host/index.js';
 import { promises as fs } from 'node:fs';
 import { isIP } from 'node:net';
 import { alreadyExists, invalidArgument } from '../../errors/index.js';
@@ -33,6 +34,8 @@ export interface NetworkSettings {
   cacheDir: string;
   /** network for pods that name none; default: the first in configDir */
   defaultNetwork?: string;
+  /** runs the plugins (default: from this process) */
+  host?: Host;
 }
 
 /** One network a pod is attached to, as recorded on the sandbox and shown by inspect. */
@@ -225,7 +228,11 @@ function attachmentOf(network: string, ifName: string, r: CniResult): PodAttachm
 export class PodNetworks {
   readonly client: CniClient;
   constructor(readonly settings: NetworkSettings) {
-    this.client = new CniClient({ pluginDirs: settings.pluginDirs, cacheDir: settings.cacheDir });
+    this.client = new CniClient({
+      pluginDirs: settings.pluginDirs,
+      cacheDir: settings.cacheDir,
+      ...(settings.host ? { host: settings.host } : {}),
+    });
   }
 
   private attachmentArgs(o: {
