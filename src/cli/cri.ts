@@ -47,6 +47,7 @@ async function serveCriWith(runtime: Runtime, o: CriServeOptions): Promise<void>
 serveExtensions.push(async ({ rt, signal, options }) => {
   if (options['cri'] === false) return;
   const { startCriServer } = await import('../cri/index.js');
+  if (signal.aborted) return; // the supervisor failed to start: leave the socket alone
   const socket = typeof options['socket'] === 'string' ? options['socket'] : path.join(rt.config.runRoot, 'nspod.sock');
   const srv = await startCriServer({
     api: rt,

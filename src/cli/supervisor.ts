@@ -45,10 +45,23 @@ export async function runServe(rt: Runtime, options: Record<string, unknown> = {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
+    const control = await playControl(rt);
+    // One part failing (a CRI socket or streaming address it cannot bind, a supervisor already
+    // running) stops the others: no half daemon left running without its signal handlers.
+    let failed: { error: unknown } | undefined;
+    const part = async (run: () => Promise<void>): Promise<void> => {
+      try {
+        await run();
+      } catch (e) {
+        failed ??= { error: e };
+        ac.abort();
+      }
+    };
     await Promise.all([
-      runSupervisor({ rt, signal: ac.signal, control: await playControl(rt) }),
-      ...serveExtensions.map((x) => x({ rt, signal: ac.signal, options })),
+      part(() => runSupervisor({ rt, signal: ac.signal, control })),
+      ...serveExtensions.map((x) => part(() => x({ rt, signal: ac.signal, options }))),
     ]);
+    if (failed) throw failed.error;
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

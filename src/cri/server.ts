@@ -56,24 +56,41 @@ export async function startCriServer(o: CriServerOptions = {}): Promise<CriServe
   const { host, port } = parseStreamAddr(o.streamAddr);
   const streaming = await startStreamingServer({ rt, relay, host, port });
   const events = openEventHub(rt);
-  const criDir = path.join(rt.config.runRoot, 'cri');
-  await fs.mkdir(criDir, { recursive: true });
-  const { RuntimeService, ImageService } = loadCri();
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 40 * 1024 * 1024,
   });
-  server.addService(
-    RuntimeService.service,
-    makeRuntimeService({ rt, version, streaming, events, runtimeConfigFile: path.join(criDir, 'runtime-config.json') }),
-  );
-  server.addService(ImageService.service, makeImageService(rt));
-  await fs.mkdir(path.dirname(socket), { recursive: true });
-  await fs.rm(socket, { force: true });
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())),
-  );
-  await fs.chmod(socket, 0o660);
+  let bound = false;
+  try {
+    const criDir = path.join(rt.config.runRoot, 'cri');
+    await fs.mkdir(criDir, { recursive: true });
+    const { RuntimeService, ImageService } = loadCri();
+    server.addService(
+      RuntimeService.service,
+      makeRuntimeService({
+        rt,
+        version,
+        streaming,
+        events,
+        runtimeConfigFile: path.join(criDir, 'runtime-config.json'),
+      }),
+    );
+    server.addService(ImageService.service, makeImageService(rt));
+    await fs.mkdir(path.dirname(socket), { recursive: true });
+    await fs.rm(socket, { force: true });
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())),
+    );
+    bound = true;
+    await fs.chmod(socket, 0o660);
+  } catch (e) {
+    // Not started: nothing may keep the process alive (the streaming server listens already).
+    server.forceShutdown();
+    events.close();
+    await streaming.close();
+    if (bound) await fs.rm(socket, { force: true });
+    throw e;
+  }
   return {
     socket,
     streamUrl: streaming.baseUrl,

@@ -5,8 +5,10 @@
  * CRI field (`config.metadata.name`) and is INVALID_ARGUMENT.
  *
  * Names: kubelet keeps (name, attempt) unique, not name alone: an attempt > 0 is made an nspod
- * name `<name>.<attempt>` (a dot cannot appear in a Kubernetes name, so it never collides), and
- * the CRI name and attempt are kept in the spec to be reported back.
+ * name `<name>_<attempt>` (attempt 0 keeps its name). A pod name is a DNS subdomain and may hold
+ * dots (pod `a.1` and pod `a` attempt 1 would meet at `a.1`); `_` is in neither a DNS subdomain
+ * nor a DNS label (container names), so kubelet's names never collide. The CRI name and attempt
+ * are kept in the spec to be reported back; nothing parses the nspod name.
  */
 import path from 'node:path';
 import { invalidArgument } from '../errors/index.js';
@@ -21,8 +23,9 @@ function need(v: string | undefined, field: string): string {
   return v;
 }
 
+/** The nspod name of a CRI sandbox or container: `<name>` for attempt 0, else `<name>_<attempt>`. */
 export function nspodName(name: string, attempt: number | undefined): string {
-  return attempt ? `${name}.${attempt}` : name;
+  return attempt ? `${name}_${attempt}` : name;
 }
 
 function podMode(v: string | undefined, field: string): 'pod' | 'node' {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { containerSpecFromCri, podSpecFromCri, rawResourcesFromCri } from '../../../src/spec/index.js';
+import { containerSpecFromCri, nspodName, podSpecFromCri, rawResourcesFromCri } from '../../../src/spec/index.js';
 import { isNspodError } from '../../../src/errors/index.js';
 
 const sandbox = {
@@ -28,9 +28,41 @@ test('a PodSandboxConfig becomes a PodSpec with CRI defaults', () => {
 
 test('attempts > 0 get a distinct nspod name; the CRI name and attempt are kept', () => {
   const p = podSpecFromCri({ ...sandbox, metadata: { ...sandbox.metadata, attempt: 2 } });
-  assert.equal(p.name, 'web.2');
+  assert.equal(p.name, 'web_2');
   assert.equal(p.criName, 'web');
   assert.equal(p.attempt, 2);
+  const first = podSpecFromCri(sandbox);
+  assert.equal(first.name, 'web', 'attempt 0 keeps its name');
+  assert.equal(first.attempt, 0);
+});
+
+test('pod names may hold dots: pod "a.1" and pod "a" attempt 1 get different nspod names', () => {
+  const meta = (name: string, attempt: number) => ({ ...sandbox, metadata: { ...sandbox.metadata, name, attempt } });
+  const dotted = podSpecFromCri(meta('a.1', 0));
+  const retry = podSpecFromCri(meta('a', 1));
+  assert.equal(dotted.name, 'a.1');
+  assert.notEqual(retry.name, dotted.name);
+  assert.equal(retry.criName, 'a');
+  // every (name, attempt) pair of valid pod names gets its own nspod name
+  const seen = new Map<string, string>();
+  for (const name of ['a', 'a.1', 'a.1.1', 'a.2', 'a-1', 'a1', 'b.a']) {
+    for (const attempt of [0, 1, 2, 11]) {
+      const n = nspodName(name, attempt);
+      const was = seen.get(n);
+      assert.equal(was, undefined, `${name} attempt ${attempt} and ${was} are both ${n}`);
+      seen.set(n, `${name} attempt ${attempt}`);
+    }
+  }
+});
+
+test('container attempts > 0 get a distinct nspod name; attempt 0 keeps its name', () => {
+  const pod = podSpecFromCri(sandbox);
+  const c = (attempt: number) =>
+    containerSpecFromCri({ metadata: { name: 'app', attempt }, image: { image: 'busybox' } }, pod);
+  assert.equal(c(0).name, 'app');
+  assert.equal(c(3).name, 'app_3');
+  assert.equal(c(3).criName, 'app');
+  assert.equal(c(3).attempt, 3);
 });
 
 test('namespace modes map to nspod modes; TARGET is refused for a sandbox', () => {
@@ -103,7 +135,7 @@ test('a ContainerConfig becomes a ContainerSpec: command, env, log path, securit
     },
     pod,
   );
-  assert.equal(c.name, 'app.1');
+  assert.equal(c.name, 'app_1');
   assert.equal(c.criName, 'app');
   assert.deepEqual(c.command, ['sh']);
   assert.deepEqual(c.args, ['-c', 'true']);
