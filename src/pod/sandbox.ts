@@ -152,7 +152,7 @@ export async function beginSandbox(ctx: Context, p: SandboxParams, rb: Rollback)
     netP = (async () =>
       ctx.networks.attach({
         sandboxId: sandbox.id,
-        podName: spec.name,
+        podName: spec.criName ?? spec.name, // K8S_POD_NAME: the name Kubernetes knows
         namespace: spec.namespace,
         netns,
         networks: await podNetworkNames(ctx.networks.settings, spec),
