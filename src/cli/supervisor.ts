@@ -148,7 +148,11 @@ export async function playWithInit(
  * Runs the postStart hooks of a pod's containers just started by play (the daemon runs them for
  * containers it starts itself). A failing hook kills its container, as kubelet does.
  */
-export async function runPostStartHooks(rt: Runtime, podId: string): Promise<void> {
+export async function runPostStartHooks(
+  rt: Runtime,
+  podId: string,
+  warn: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Promise<void> {
   const pod = await rt.podRecord(podId);
   const events = openEventLog(rt.config.root);
   await Promise.all(
@@ -169,7 +173,7 @@ export async function runPostStartHooks(rt: Runtime, podId: string): Promise<voi
         container: rec.name,
         message: r.message,
       });
-      process.stderr.write(`warning: container "${rec.name}": postStart hook failed, killed: ${r.message}\n`);
+      warn(`warning: container "${rec.name}": postStart hook failed, killed: ${r.message}`);
       await stopContainer(rt.ctx, rec, pod.spec.terminationGracePeriodSeconds * 1000);
     }),
   );
