@@ -9,7 +9,7 @@
  * Counts: BENCH_RUNS (restarts), BENCH_PROBE_PODS (default 50), BENCH_SUP_PODS (default 100).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, closeSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { RUNS, benchEnv, cli, fmt, stat } from './common.js';
 
@@ -19,6 +19,7 @@ export interface SupervisorBench {
   cpuPercent: number;
   rss0: number;
   rssN: number;
+  helperRss: number;
   pods: number;
 }
 
@@ -71,6 +72,19 @@ function cpuCgroup(name: string, pid: number): { usageMs: () => number; remove: 
     };
   }
   return undefined;
+}
+
+/** RSS of the daemon's spawner helper (src/host/spawner.ts), its child running spawner.js. */
+function helperRssKb(daemon: number): number {
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const st = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) !== daemon) continue;
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').includes('spawner.js')) return rssKb(Number(e));
+    } catch {} // gone meanwhile
+  }
+  return 0;
 }
 
 function rssKb(pid: number): number {
@@ -132,6 +146,7 @@ export async function benchSupervisor(cli: string, runs: number): Promise<Superv
     while (readPid(path.join(runRoot, 'supervisor.ready')) !== daemon) await sleep(20);
     await sleep(1000);
     const rss0 = rssKb(daemon);
+    const helperRss = helperRssKb(daemon);
 
     // restart latency
     nspod(['play', '-'], podDoc('restart', false));
@@ -169,7 +184,7 @@ export async function benchSupervisor(cli: string, runs: number): Promise<Superv
     if (total > probePods) nspod(['play', '-'], docs(probePods, total, false));
     await sleep(3000);
     const rssN = rssKb(daemon);
-    return { restartMs, probePods, cpuPercent, rss0, rssN, pods: total };
+    return { restartMs, probePods, cpuPercent, rss0, rssN, helperRss, pods: total };
   } finally {
     if (daemon) {
       try {
@@ -192,4 +207,5 @@ export async function supervisorSection(): Promise<void> {
   console.log(
     `  daemon RSS         ${(sup.rss0 / 1024).toFixed(1)} MiB with 0 pods, ${(sup.rssN / 1024).toFixed(1)} MiB with ${sup.pods} pods`,
   );
+  console.log(`  spawner helper RSS ${(sup.helperRss / 1024).toFixed(1)} MiB (NSPOD_SPAWNER=0: none)`);
 }
