@@ -72,7 +72,11 @@ export function podSection(): void {
   ] as const) {
     console.log(`${title}, from the command to both containers running:`);
     console.log(`  pod up      ${fmt(n.up)}`);
-    for (const [k, v] of Object.entries(n.steps)) console.log(`    ${k.padEnd(18)}${fmt(v)}`);
+    const parallel = (k: string): boolean => k === 'pause' || k === 'cni' || k.startsWith('container:');
+    for (const [k, v] of Object.entries(n.steps)) if (!parallel(k)) console.log(`    ${k.padEnd(18)}${fmt(v)}`);
+    console.log('    in parallel, from the start of the sandbox step:');
+    const par = Object.entries(n.steps).filter(([k]) => parallel(k));
+    for (const [k, v] of par.sort((a, b) => a[1].median - b[1].median)) console.log(`      ${k.padEnd(16)}${fmt(v)}`);
     console.log(`  teardown    ${fmt(n.down)}   (nspod rm -f)`);
   }
   const floor = nodeFloor();

@@ -60,7 +60,11 @@ export interface PlayOptions {
 
 export interface PlayResult {
   pod: PodStatus;
-  /** milliseconds per step: images, sandbox, container:<name>, start */
+  /**
+   * milliseconds per step, one after another: images, (replace), reserve, sandbox, containers,
+   * network, start; and, timed from the start of the sandbox step because they run in parallel
+   * with each other: pause (running), cni (ADD done), container:<name> (created).
+   */
   timings: Record<string, number>;
 }
 
@@ -459,7 +463,12 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
         try {
           // Containers are created while the pause container starts and CNI ADD runs: they only
           // need the pinned namespaces, shm and name files. They start once the network is up.
+          // What runs in parallel is timed from here: pause, cni, container:<name>.
+          const t0 = t;
+          const since = (k: string) => () => void (timings[k] = performance.now() - t0);
           const build = await beginSandbox(ctx, { id: pod.id, spec, podDir: pod.dir, runDir: pod.runDir }, rb);
+          build.pause.then(since('pause'), () => undefined);
+          build.network.then(since('cni'), () => undefined);
           sandboxDone = build.done;
           pod.sandbox = build.sandbox;
           await setupVolumes(ctx, pod, rb);
@@ -471,7 +480,9 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
               const need = sandboxNeeds(spec, c);
               if (need === 'network') await build.done;
               else if (need === 'pause') await build.pause;
-              return createContainerLocked(pod, ids[i]!, c, resolved[i]!, warn, rb);
+              const rec = await createContainerLocked(pod, ids[i]!, c, resolved[i]!, warn, rb);
+              since(`container:${c.name}`)();
+              return rec;
             }),
           );
           pod.containerIds = recs.map((r) => r.id); // the spec's order, whatever order they finished in

@@ -111,6 +111,8 @@ export function plannedSandbox(ctx: Context, p: SandboxParams): SandboxRecord {
 export interface SandboxBuild {
   sandbox: SandboxRecord;
   pause: Promise<void>;
+  /** settles when CNI ADD is done (at once without a pod network) */
+  network: Promise<unknown>;
   done: Promise<SandboxRecord>;
 }
 
@@ -191,7 +193,7 @@ export async function beginSandbox(ctx: Context, p: SandboxParams, rb: Rollback)
   })();
   done.catch(() => undefined); // the caller awaits it
   await filesReady; // shm and name files: what a container's config.json points at
-  return { sandbox, pause: pauseRunning, done };
+  return { sandbox, pause: pauseRunning, network: netP ?? Promise.resolve(), done };
 }
 
 async function writeNameFiles(spec: PodSpec, dir: string, ip?: string): Promise<void> {
