@@ -199,7 +199,14 @@ export function forwardPlay(
     conn.on('data', (chunk: Buffer) => {
       buf += chunk.toString();
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const m = JSON.parse(buf.slice(0, nl)) as Message;
+        let m: Message;
+        try {
+          m = JSON.parse(buf.slice(0, nl)) as Message;
+        } catch {
+          settle(() => reject(new NspodError('UNAVAILABLE', `unreadable answer from the nspod daemon on ${socket}`)));
+          conn.destroy();
+          return;
+        }
         buf = buf.slice(nl + 1);
         if (m.t === 'declined') settle(() => resolve({ result: 'declined', why: m.why }));
         else if (m.t === 'accepted') accepted = true;
