@@ -29,17 +29,19 @@ export async function playText(rt: Runtime, req: PlayRequest, io: PlayIo): Promi
       onWarning: (w) => io.err(`warning: ${w}`),
     });
     const rec = await rt.podRecord(r.pod.id);
-    for (const c of r.pod.containers) {
-      const pod = { id: r.pod.id, name: r.pod.name };
-      await events.emit({
-        reason: 'Pulled',
-        pod,
-        container: c.name,
-        message: `Container image "${c.image}" already present on machine`,
-      });
-      await events.emit({ reason: 'Created', pod, container: c.name, message: `Created container ${c.name}` });
-      await events.emit({ reason: 'Started', pod, container: c.name, message: `Started container ${c.name}` });
-    }
+    const pod = { id: r.pod.id, name: r.pod.name };
+    await events.emitAll(
+      r.pod.containers.flatMap((c) => [
+        {
+          reason: 'Pulled',
+          pod,
+          container: c.name,
+          message: `Container image "${c.image}" already present on machine`,
+        },
+        { reason: 'Created', pod, container: c.name, message: `Created container ${c.name}` },
+        { reason: 'Started', pod, container: c.name, message: `Started container ${c.name}` },
+      ]),
+    );
     await runPostStartHooks(rt, r.pod.id, io.err);
     if (req.supervise) await markSupervised(rec);
     io.out(`pod/${r.pod.name} ${r.pod.state.toLowerCase()} (id ${shortId(r.pod.id)})`);

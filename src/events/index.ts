@@ -39,6 +39,8 @@ export function eventsFile(root: string): string {
 export interface EventLog {
   readonly file: string;
   emit(e: EventInput): Promise<PodEvent>;
+  /** several events, appended in one write (in this order) */
+  emitAll(es: EventInput[]): Promise<PodEvent[]>;
   /** all events (optionally of one pod id), oldest first */
   list(o?: { podId?: string }): Promise<PodEvent[]>;
   /** calls onEvent for each event appended after `fromOffset` until the signal aborts */
@@ -62,18 +64,24 @@ export function openEventLog(root: string): EventLog {
   const log: EventLog = {
     file,
     async emit(e) {
-      const ev: PodEvent = {
-        time: new Date().toISOString(),
+      return (await log.emitAll([e]))[0]!;
+    },
+    async emitAll(es) {
+      const time = new Date().toISOString();
+      const evs: PodEvent[] = es.map((e) => ({
+        time,
         type: e.type ?? 'Normal',
         reason: e.reason,
         object: e.pod ? `pod/${e.pod.name}${e.container ? `/${e.container}` : ''}` : 'nspod',
         ...(e.pod ? { podId: e.pod.id, pod: e.pod.name } : {}),
         ...(e.container ? { container: e.container } : {}),
         message: e.message,
-      };
+      }));
+      if (evs.length === 0) return evs;
       await fs.mkdir(path.dirname(file), { recursive: true });
-      await fs.appendFile(file, JSON.stringify(ev) + '\n');
-      return ev;
+      // One append: the lines land together, whole (O_APPEND), whatever other writers do.
+      await fs.appendFile(file, evs.map((ev) => JSON.stringify(ev) + '\n').join(''));
+      return evs;
     },
     async list(o = {}) {
       let text: string;
