@@ -58,8 +58,9 @@ export async function buildProgram(argv: string[] = process.argv): Promise<Comma
     .option('--run-root <dir>', 'volatile state dir (env NSPOD_RUN_ROOT, default /run/nspod)')
     .option('--runtime <name>', 'OCI runtime: runc, crun or a path (env NSPOD_RUNTIME, default: detected)')
     .option('--debug', 'print stack traces of errors')
-    .showHelpAfterError('(run nspod --help or nspod <command> --help for usage)')
-    // Before any command is added: subcommands inherit these. Usage errors exit 2 from main().
+    // Before any command is added: subcommands inherit these. A usage error is one line, written
+    // by main() with the command's name; it exits 2.
+    .configureOutput({ outputError: () => undefined })
     .exitOverride()
     .addHelpText(
       'after',
@@ -120,7 +121,17 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return 0;
+      // commander.help: a command with subcommands given none; its help is on stderr already.
+      if (e.code !== 'commander.help') {
+        const cmd = commandOf(argv);
+        const msg = e.message.replace(/^error: /, '');
+        const where = cmd && !e.code.endsWith('unknownCommand') ? `nspod ${cmd} --help` : 'nspod --help';
+        process.stderr.write(`Error: ${msg} (see ${where})\n`);
+      }
+      return 2;
+    }
     const debug = argv.includes('--debug');
     const code = e instanceof NspodError ? e.code : 'INTERNAL';
     process.stderr.write(`Error: ${messageOf(e).split('\n')[0]}\n`);

@@ -177,4 +177,19 @@ describe('nspod CLI against the system', () => {
     assert.match(r.stderr, /nonexistent\/runc/);
     assert.equal(podCgroupDirs(sb).length, 0);
   });
+
+  it('a usage error is one line naming the argument, exit status 2', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--bogus'], /^Error: unknown option '--bogus' \(see nspod --help\)$/],
+      [['play'], /^Error: missing required argument 'file' \(see nspod play --help\)$/],
+      [['pods', '--zzz'], /^Error: unknown option '--zzz' \(see nspod pods --help\)$/],
+      [['nosuch'], /^Error: unknown command 'nosuch' \(see nspod --help\)$/],
+    ];
+    for (const [args, want] of cases) {
+      const r = await nspod(sb, args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.stderr.trimEnd(), want);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+    }
+  });
 });
