@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { openRuntime } from '../pod/index.js';
 import type { Runtime, RuntimeOptions } from '../pod/index.js';
 import { projectDir } from '../config/index.js';
-import { invalidArgument } from '../errors/index.js';
+import { invalidArgument, checkSocketPath } from '../errors/index.js';
 import { loadCri } from './proto.js';
 import { makeRuntimeService } from './runtime-service.js';
 import { makeImageService } from './image-service.js';
@@ -50,6 +50,7 @@ export function parseStreamAddr(a: string | undefined): { host: string; port: nu
 export async function startCriServer(o: CriServerOptions = {}): Promise<CriServer> {
   const rt = o.api ?? (await openRuntime(o));
   const socket = path.resolve(o.socket ?? path.join(rt.config.runRoot, 'nspod.sock'));
+  checkSocketPath(socket, o.socket ? '--socket' : 'CRI socket (<run-root>/nspod.sock)');
   const version = (JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as { version: string })
     .version;
   const relay = process.env.NSPOD_RELAY ?? path.join(projectDir, 'native', 'nspod-relay');

@@ -38,3 +38,13 @@ export function messageOf(e: unknown): string {
 export function hasErrno(e: unknown, code: string): boolean {
   return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code;
 }
+
+/** A unix socket path's limit (sun_path holds 108 bytes with the NUL); a longer one is cut short. */
+export const MAX_SOCKET_PATH = 107;
+
+/** Refuses a unix socket path the kernel would cut short (libuv binds the cut path silently). */
+export function checkSocketPath(p: string, what: string): void {
+  const n = Buffer.byteLength(p);
+  if (n > MAX_SOCKET_PATH)
+    throw invalidArgument(`${what}: unix socket path is ${n} bytes, at most ${MAX_SOCKET_PATH}: ${p}`);
+}

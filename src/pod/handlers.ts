@@ -10,6 +10,7 @@
  * setns()es into the pod's pinned netns, connects, and relays the stream over its stdin/stdout.
  * With hostNetwork the connection is made from the host directly. `localhost` is the pod.
  */
+import { checkSocketPath } from '../errors/index.js';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -101,6 +102,7 @@ let relayServer: { socket: string; child: ChildProcess } | undefined;
  * probes connect through a unix socket instead of spawning a helper each. Returns its stop.
  */
 export async function startNetnsRelay(socket: string): Promise<() => void> {
+  checkSocketPath(socket, 'netns relay socket (<run-root>/netns-relay.sock)');
   const child = spawn(netnsConnectPath(), ['serve', socket], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.once('error', reject);

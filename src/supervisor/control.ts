@@ -16,7 +16,7 @@
  */
 import net from 'node:net';
 import { promises as fs, statSync } from 'node:fs';
-import { NspodError } from '../errors/index.js';
+import { NspodError, checkSocketPath } from '../errors/index.js';
 import type { ErrorCode } from '../errors/index.js';
 
 export interface PlayRequest {
@@ -108,6 +108,7 @@ export async function startControlServer(o: {
   play: (req: PlayRequest, io: PlayIo) => Promise<void>;
   log: (line: string) => void;
 }): Promise<ControlServer> {
+  checkSocketPath(o.socket, 'control socket (<run-root>/control.sock)');
   await fs.rm(o.socket, { force: true });
   const server = net.createServer((conn) => {
     let buf = '';

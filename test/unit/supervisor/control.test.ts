@@ -82,6 +82,15 @@ describe('control socket: a play over it', () => {
     };
   };
 
+  it('refuses a socket path the kernel would cut short, and makes nothing', async () => {
+    const long = path.join(dir, 'x'.repeat(120), 'control.sock');
+    await assert.rejects(
+      startControlServer({ socket: long, mine, log: () => undefined, play: async () => undefined }),
+      (e: unknown) => isNspodError(e, 'INVALID_ARGUMENT') && /at most 107/.test((e as Error).message),
+    );
+    assert.deepEqual((await fs.readdir(dir)).sort(), ['control.sock']);
+  });
+
   it('is listening with mode 0600', async () => {
     assert.equal((await fs.stat(socket)).mode & 0o777, 0o600);
   });
