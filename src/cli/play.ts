@@ -32,12 +32,19 @@ export async function playText(rt: Runtime, req: PlayRequest, io: PlayIo): Promi
     const pod = { id: r.pod.id, name: r.pod.name };
     await events.emitAll(
       r.pod.containers.flatMap((c) => [
-        {
-          reason: 'Pulled',
-          pod,
-          container: c.name,
-          message: `Container image "${c.image}" already present on machine`,
-        },
+        ...(r.pulled.includes(c.name)
+          ? [
+              { reason: 'Pulling', pod, container: c.name, message: `Pulling image "${c.image}"` },
+              { reason: 'Pulled', pod, container: c.name, message: `Successfully pulled image "${c.image}"` },
+            ]
+          : [
+              {
+                reason: 'Pulled',
+                pod,
+                container: c.name,
+                message: `Container image "${c.image}" already present on machine`,
+              },
+            ]),
         { reason: 'Created', pod, container: c.name, message: `Created container ${c.name}` },
         { reason: 'Started', pod, container: c.name, message: `Started container ${c.name}` },
       ]),

@@ -60,6 +60,8 @@ export interface PlayOptions {
 
 export interface PlayResult {
   pod: PodStatus;
+  /** the containers whose image was pulled from its registry for this play */
+  pulled: string[];
   /**
    * milliseconds per step, one after another: images, (replace), reserve, sandbox, containers,
    * network, start; and, timed from the start of the sandbox step because they run in parallel
@@ -71,6 +73,8 @@ export interface PlayResult {
 interface PreparedImage {
   image: ImageInfo;
   layerDirs: string[];
+  /** pulled from its registry for this play (else it was in the store) */
+  pulled: boolean;
 }
 
 /** Like Promise.all, but waits for every promise to settle before rejecting with the first error. */
@@ -138,11 +142,19 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   };
 
-  async function resolveImage(ref: string, field: string, policy?: PullPolicy): Promise<ImageInfo> {
+  async function resolveImage(
+    ref: string,
+    field: string,
+    policy?: PullPolicy,
+    onPulled?: () => void,
+  ): Promise<ImageInfo> {
     return ensureImage(images, ref, {
       field,
       ...(policy ? { policy } : {}),
-      ...(opts.onProgress ? { onPull: (r: string) => opts.onProgress?.('pull', r) } : {}),
+      onPull: (r: string) => {
+        onPulled?.();
+        opts.onProgress?.('pull', r);
+      },
     });
   }
 
@@ -264,8 +276,9 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
   }
 
   async function prepareImage(ref: string, field: string, policy?: PullPolicy): Promise<PreparedImage> {
-    const image = await resolveImage(ref, field, policy);
-    return { image, layerDirs: await images.layerDirs(image) };
+    let pulled = false;
+    const image = await resolveImage(ref, field, policy, () => (pulled = true));
+    return { image, layerDirs: await images.layerDirs(image), pulled };
   }
 
   /** Host ports the pod asks for must be free: not published by a running pod nor bound on the host. */
@@ -493,7 +506,8 @@ export async function openRuntime(opts: RuntimeOptions = {}) {
           await settleAll(recs.map((r) => startContainer(ctx, r)));
           lap('start');
           rb.commit();
-          return { pod: await podStatusOf(pod), timings };
+          const pulled = spec.containers.filter((_, i) => resolved[i]!.pulled).map((c) => c.name);
+          return { pod: await podStatusOf(pod), timings, pulled };
         } catch (e) {
           await sandboxDone.catch(() => undefined); // every undo of the sandbox is on rb
           return rb.unwind(e);

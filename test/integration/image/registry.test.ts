@@ -226,6 +226,13 @@ spec:
       assert.ok(lines.includes('big.bin') && lines.includes('a.txt'), logs.stdout);
       assert.ok(!lines.includes('keep.txt'), 'the whiteout hid keep.txt');
       assert.ok(logs.stdout.includes(sha256(BIG).slice(7)), 'big.bin intact inside the container');
+      // Events say what happened: pulled for this pod, not "already present".
+      const events = JSON.parse(await nspodOk(p, ['events', '--pod', `pulled-${tag}`, '-o', 'json'])) as Array<{
+        reason: string;
+        message: string;
+      }>;
+      const pullEvents = events.filter((e) => e.reason.startsWith('Pull')).map((e) => `${e.reason}: ${e.message}`);
+      assert.deepEqual(pullEvents, [`Pulling: Pulling image "${ref}"`, `Pulled: Successfully pulled image "${ref}"`]);
       await nspodOk(p, ['rm', '-f', `pulled-${tag}`]);
 
       const failed = await nspod(p, ['play', '-'], {
