@@ -8,6 +8,7 @@ import { mkdir, open, readFile, rename, rm, stat, utimes } from 'node:fs/promise
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { hasErrno, invalidArgument, notFound } from '../errors/index.js';
+import { writerTag } from '../storage/leftovers.js';
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
@@ -82,7 +83,8 @@ export function openBlobStore(dir: string): BlobStore {
     }
     await mkdir(blobsDir, { recursive: true });
     await mkdir(ingestDir, { recursive: true });
-    const tmp = path.join(ingestDir, randomBytes(8).toString('hex'));
+    // tagged with this process, so that GC can tell a killed writer's leftover
+    const tmp = path.join(ingestDir, writerTag());
     const hash = createHash('sha256');
     let size = 0;
     const fh = await open(tmp, 'wx', 0o644);

@@ -19,7 +19,9 @@
  * left deletes the image and garbage-collects blobs and unpacked layers no other image uses
  * (refused with FAILED_PRECONDITION while a container uses it, unless forced).
  * Mutations hold one store lock (cross-process); readers need none (index.json is replaced
- * atomically). Blobs put outside the lock are protected from GC for a grace period.
+ * atomically). Blobs put outside the lock are protected from GC for a grace period. Temp dirs
+ * and downloads a killed process left (named with their writer's pid and start time) are removed
+ * by GC and by a store's first unpack or load once that process is gone (storage/leftovers.ts).
  */
 export { openImageStore } from './store.js';
 export type {

@@ -2,11 +2,13 @@
  * The image store: an OCI image layout at `<root>/images` plus unpacked layers at
  * `<root>/layers/<diffId hex>`. See index.ts for the vocabulary and lifecycle.
  */
-import { readdir, rm, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Host } from '../host/index.js';
 import { failedPrecondition, hasErrno, invalidArgument, isNspodError } from '../errors/index.js';
 import { unpackLayer } from '../storage/index.js';
+import { removeTree, writerGone, writerOf } from '../storage/leftovers.js';
 import { checkDigest, openBlobStore, syncDir } from './blobs.js';
 import type { PutResult } from './blobs.js';
 import { openCatalog } from './catalog.js';
@@ -28,6 +30,12 @@ export interface OpenImageStoreOptions {
   /** unreferenced blobs younger than this are kept by GC (someone may be about to index them); default 10 min */
   gcGraceMs?: number;
 }
+
+/**
+ * A layer temp dir named before writers tagged their names (`<hex>.tmp-<12 hex>`) is stale once
+ * its ctime is this old: an unpack changes its top dir as it starts and as it ends.
+ */
+const UNTAGGED_TMP_MS = 24 * 3600_000;
 
 export interface CreateImageOptions {
   /** layer blobs already in the store, bottom-most first */
@@ -158,6 +166,7 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
   const blobs = openBlobStore(imagesDir);
   const catalog = openCatalog(layout, blobs);
   const unpacking = new Map<string, Promise<string>>();
+  let swept: Promise<void> | undefined;
 
   const list = async (): Promise<ImageInfo[]> => (await catalog.records()).map((r) => r.info);
   const resolve = async (ref: string): Promise<ImageInfo> => (await catalog.lookup(ref)).record.info;
@@ -204,6 +213,7 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
         } catch (e) {
           if (!hasErrno(e, 'ENOENT')) throw e;
         }
+        await sweepOnce();
         await unpackLayer({
           blob: blobs.blobPath(layer.digest),
           mediaType: layer.mediaType,
@@ -226,16 +236,20 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
     beforeCommit: () => Promise<void>,
   ): Promise<string> {
     const dest = path.join(layersDir, checkDigest(diffId).slice('sha256:'.length));
-    const p = unpackLayer({
-      blob: blobs.blobPath(layer.digest),
-      stream,
-      beforeCommit,
-      mediaType: layer.mediaType,
-      dest,
-      expectedDiffId: diffId,
-      host: opts.host,
-      label: `layer ${layer.digest.slice(0, 19)}…`,
-    }).then(() => dest);
+    const p = sweepOnce()
+      .then(() =>
+        unpackLayer({
+          blob: blobs.blobPath(layer.digest),
+          stream,
+          beforeCommit,
+          mediaType: layer.mediaType,
+          dest,
+          expectedDiffId: diffId,
+          host: opts.host,
+          label: `layer ${layer.digest.slice(0, 19)}…`,
+        }),
+      )
+      .then(() => dest);
     // whoever asks for this layer meanwhile waits for this unpack rather than start another
     if (!unpacking.has(diffId)) {
       const mine = p.finally(() => unpacking.delete(diffId));
@@ -307,13 +321,46 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
       await rm(path.join(layersDir, f), { recursive: true, force: true });
       result.layers.push(`sha256:${f}`);
     }
-    // downloads a crashed process left behind
-    const ingest = await readdir(ingestDir).catch(() => [] as string[]);
-    for (const f of ingest) {
-      const st = await stat(path.join(ingestDir, f)).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs >= graceMs) await rm(path.join(ingestDir, f), { force: true });
-    }
+    await sweepLeftovers();
     return result;
+  }
+
+  /**
+   * Removes what a killed process left while unpacking (`layers/<hex>.tmp-<tag>`) or downloading
+   * (`images/ingest/…<tag>`): an entry whose tag names a writer that is gone (storage/leftovers.ts)
+   * and whose ctime is older than the grace period (ctime, unlike mtime, cannot be set back by the
+   * unpack). A live writer's entry is never touched, so this needs no lock. Best effort.
+   */
+  async function sweepLeftovers(): Promise<void> {
+    const now = Date.now();
+    const entries = (dir: string): Promise<string[]> => readdir(dir).catch(() => [] as string[]);
+    const stale = async (file: string, untaggedStale: (st: Stats) => boolean): Promise<boolean> => {
+      const st = await lstat(file).catch(() => undefined);
+      if (!st) return false;
+      const w = writerOf(path.basename(file));
+      if (w) return now - st.ctimeMs >= graceMs && (await writerGone(w));
+      return untaggedStale(st);
+    };
+    for (const f of await entries(layersDir)) {
+      if (!/^[0-9a-f]{64}\.tmp-/.test(f)) continue;
+      // untagged: the exact form an nspod from before tags wrote, after a day without change
+      const legacy = /^[0-9a-f]{64}\.tmp-[0-9a-f]{12}$/.test(f);
+      const p = path.join(layersDir, f);
+      if (await stale(p, (st) => legacy && now - st.ctimeMs >= UNTAGGED_TMP_MS)) {
+        await removeTree(p).catch(() => undefined);
+      }
+    }
+    for (const f of await entries(ingestDir)) {
+      const p = path.join(ingestDir, f);
+      // untagged (from before tags): after the grace period without a write, as it always was
+      if (await stale(p, (st) => now - st.mtimeMs >= graceMs)) await removeTree(p).catch(() => undefined);
+    }
+  }
+
+  /** sweepLeftovers once per store handle, when it first has a layer to unpack or an archive to load */
+  function sweepOnce(): Promise<void> {
+    swept ??= sweepLeftovers().catch(() => undefined);
+    return swept;
   }
 
   async function discardLocked(digests: string[], diffIds: string[]): Promise<void> {
@@ -425,7 +472,11 @@ export function openImageStore(opts: OpenImageStoreOptions): ImageStore {
     config,
     manifest: (info) => catalog.manifest(info.manifestDigest),
     layerDirs,
-    loadArchive: (file) => withLock(() => loadArchive(internals, file)),
+    loadArchive: (file) =>
+      withLock(async () => {
+        await sweepOnce();
+        return loadArchive(internals, file);
+      }),
     importRootfs: (tarFile, name, o) => withLock(() => importRootfs(internals, { tarFile, name, ...o })),
     tag: (ref, newName) => withLock(() => tagLocked(ref, newName)),
     remove: (ref, o = {}) => withLock(() => removeLocked(ref, o)),

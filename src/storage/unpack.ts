@@ -1,11 +1,10 @@
 /**
  * Unpacks one layer blob (tar, gzip'd or zstd'd tar) into its own directory, computing the diffId (sha256
  * of the uncompressed tar) from the same stream. The layer appears at `dest` atomically: it is
- * written to a sibling temp dir and renamed, and removed whole on any failure. The blob is read
+ * written to a sibling temp dir (`<dest>.tmp-<pid>-<start>-<hex>`) and renamed, and removed whole on any failure. The blob is read
  * from its file, or from a stream while it downloads (the caller then holds the rename back with
  * `beforeCommit` until the blob itself is verified).
  */
-import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,6 +15,7 @@ import type { Host } from '../host/index.js';
 import { NspodError, hasErrno, internal, invalidArgument, messageOf } from '../errors/index.js';
 import { finishLayer, writeEntry } from './entries.js';
 import type { LayerWriter } from './entries.js';
+import { writerTag } from './leftovers.js';
 import { UnsafeEntryError } from './safe-path.js';
 import { TarEntryError, readTar } from './tar-read.js';
 
@@ -129,7 +129,8 @@ export async function unpackLayer(opts: UnpackLayerOptions): Promise<UnpackLayer
     source?.destroy();
     throw invalidArgument(`${label}: media type says zstd but the blob is not zstd-compressed`);
   }
-  const tmp = `${opts.dest}.tmp-${randomBytes(6).toString('hex')}`;
+  // named for this process, so that GC can tell a killed unpack's leftover (./leftovers.ts)
+  const tmp = `${opts.dest}.tmp-${writerTag()}`;
   let zstd: Transform | undefined;
   try {
     // loaded on first use: few layers are zstd, and it costs start-up time

@@ -8,7 +8,7 @@
  * Layers already stored (and unpacked) are not fetched again. On failure the blobs and layers
  * this pull added and no image uses are removed: nothing half-written stays.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdir, open, rename, rm, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -20,6 +20,7 @@ import {
   messageOf,
   notFound,
 } from '../../errors/index.js';
+import { writerTag } from '../../storage/leftovers.js';
 import { checkDigest } from '../blobs.js';
 import { DOCKER_HUB, parseReference, shortPath } from '../reference.js';
 import type { Reference } from '../reference.js';
@@ -434,7 +435,8 @@ export async function pullImage(store: ImageStore, reference: string, opts: Pull
       diffId: string | undefined,
       progress: (phase: LayerPhase, current: number) => void,
     ): Promise<{ unpacked: Promise<void> }> {
-      const tmp = path.join(store.ingestDir, `pull-${randomBytes(8).toString('hex')}`);
+      // tagged with this process, so that GC can tell a killed pull's leftover
+      const tmp = path.join(store.ingestDir, `pull-${writerTag()}`);
       const fh = await open(tmp, 'w', 0o644);
       let hash = createHash('sha256');
       let size = 0;

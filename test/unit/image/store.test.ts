@@ -1,7 +1,19 @@
 import { test, describe, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import {
+  chmodSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { realHost } from '../../../src/host/index.js';
@@ -176,5 +188,111 @@ describe('layerDirs, remove and GC', () => {
     });
     await assert.rejects(store.layerDirs(bad), /diffId is sha256:[0-9a-f]{64}, expected sha256:0{64}/);
     assert.deepEqual(readdirSync(path.join(root, 'layers')), []);
+  });
+});
+
+describe('leftovers of killed unpacks and downloads', () => {
+  /** a pid that surely ran and is gone: a child that exited (and was reaped) */
+  const deadPid = (): number => {
+    const r = spawnSync('true');
+    assert.ok(r.pid > 0);
+    return r.pid;
+  };
+  const startOf = (pid: number): string => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+  };
+  const hex12 = 'a1b2c3d4e5f6';
+  /** how this process tags what it writes: `<pid>-<start time>-<hex>` */
+  const writerTag = (): string => `${process.pid}-${startOf(process.pid)}-${hex12}`;
+  // the fakes have read-only dirs: made writable again for the cleanup as any user
+  afterEach(() => void spawnSync('chmod', ['-R', 'u+rwX', root]));
+  /** a half-written layer as a killed unpack leaves it, with read-only dirs */
+  function fakeUnpack(name: string): string {
+    const dir = path.join(root, 'layers', name);
+    mkdirSync(path.join(dir, 'usr/bin'), { recursive: true });
+    writeFileSync(path.join(dir, 'usr/bin/tool'), 'x');
+    chmodSync(path.join(dir, 'usr/bin/tool'), 0o555);
+    chmodSync(path.join(dir, 'usr/bin'), 0o555);
+    chmodSync(path.join(dir, 'usr'), 0o555);
+    chmodSync(dir, 0o555);
+    return dir;
+  }
+  function fakeDownload(name: string): string {
+    const file = path.join(root, 'images/ingest', name);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, 'partial');
+    return file;
+  }
+
+  test('prune removes the temp dirs and downloads of dead writers only', async (t) => {
+    const info = await store.importRootfs(rootfsTar('l.tar', { 'etc/l': 'L' }), 'localhost/l');
+    const [layer] = await store.layerDirs(info);
+    const hexId = info.diffIds[0]!.slice(7);
+    const other = 'f'.repeat(64);
+
+    const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+    t.after(() => sleeper.kill());
+    await once(sleeper, 'spawn');
+    const livePid = sleeper.pid!;
+
+    const dead = fakeUnpack(`${other}.tmp-${deadPid()}-4242-${hex12}`);
+    const reused = fakeUnpack(`${hexId}.tmp-${livePid}-1-${hex12}`); // the pid now runs another process
+    const mine = fakeUnpack(`${other}.tmp-${writerTag()}`);
+    const theirs = fakeUnpack(`${hexId}.tmp-${livePid}-${startOf(livePid)}-${hex12}`);
+    const untagged = fakeUnpack(`${other}.tmp-${hex12}`); // older nspod: kept a day
+    const deadPull = fakeDownload(`pull-${deadPid()}-77-${hex12}`);
+    const deadPut = fakeDownload(`${deadPid()}-77-${hex12}`);
+    const livePull = fakeDownload(`pull-${writerTag()}`);
+
+    const r = await store.prune();
+    assert.deepEqual(r.images, []);
+    assert.equal(existsSync(dead), false, 'the temp dir of a dead unpack is removed, read-only dirs and all');
+    assert.equal(existsSync(reused), false, 'a pid reused by another process is no writer');
+    assert.equal(existsSync(deadPull), false);
+    assert.equal(existsSync(deadPut), false);
+    for (const live of [mine, theirs, untagged, livePull]) assert.ok(existsSync(live), `${live} stays`);
+    assert.equal(readFileSync(path.join(layer!, 'etc/l'), 'utf8'), 'L', 'the real layer stays');
+    assert.deepEqual(await store.layerDirs(info), [layer]);
+    assert.equal(await store.hasBlob(info.layers[0]!.digest), true);
+  });
+
+  test('an unpack in progress names its temp dir for its process, and GC leaves it alone', async () => {
+    const info = await store.importRootfs(rootfsTar('p.tar', { p: 'p' }), 'localhost/p');
+    const layer = info.layers[0]!;
+    const hexId = info.diffIds[0]!.slice(7);
+    let seen: string[] = [];
+    const dir = await store.unpackLayerStream(
+      layer,
+      info.diffIds[0]!,
+      createReadStream(store.blobPath(layer.digest)),
+      async () => {
+        await store.prune({ all: true, inUse: () => true });
+        seen = readdirSync(path.join(root, 'layers'));
+      },
+    );
+    assert.deepEqual(seen, [`${hexId}.tmp-${process.pid}-${startOf(process.pid)}-${seen[0]?.slice(-12)}`]);
+    assert.match(seen[0]!, /-[0-9a-f]{12}$/);
+    assert.equal(readFileSync(path.join(dir, 'p'), 'utf8'), 'p');
+  });
+
+  test('young leftovers wait for the grace period', async () => {
+    const graced = openImageStore({ root, host: realHost });
+    await graced.importRootfs(rootfsTar('g.tar', { g: 'g' }), 'localhost/g');
+    const dead = fakeUnpack(`${'e'.repeat(64)}.tmp-${deadPid()}-4242-${hex12}`);
+    await graced.gc();
+    assert.ok(existsSync(dead));
+  });
+
+  test('a store sweeps once when it first unpacks, never when its layers are there', async () => {
+    const info = await store.importRootfs(rootfsTar('s.tar', { s: 's' }), 'localhost/s');
+    await store.layerDirs(info);
+    const dead = fakeUnpack(`${'d'.repeat(64)}.tmp-${deadPid()}-4242-${hex12}`);
+    const again = openImageStore({ root, host: realHost, gcGraceMs: 0 });
+    await again.layerDirs(info);
+    assert.ok(existsSync(dead), 'nothing to unpack: no directory is scanned');
+    rmSync(path.join(root, 'layers', info.diffIds[0]!.slice(7)), { recursive: true });
+    await again.layerDirs(info);
+    assert.equal(existsSync(dead), false, 'the first unpack swept it');
   });
 });
