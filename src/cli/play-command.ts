@@ -90,6 +90,11 @@ export function registerPlayCommand(program: Command, open: () => Promise<Runtim
         );
         if (fwd.result === 'done') return;
         if (g.debug) process.stderr.write(`playing here, not in the daemon: ${fwd.why}\n`);
+        else if (fwd.why.startsWith('another build'))
+          // After an upgrade: the old daemon goes on supervising with its old code until restarted.
+          process.stderr.write(
+            `note: the nspod daemon was started by another build of nspod; restart it (stop its pid in ${config.runRoot}/supervisor.pid, the next play starts a new one) to run this one\n`,
+          );
       }
       const { playText } = await import('./play.js');
       await playText(await open(), req, io);

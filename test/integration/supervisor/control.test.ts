@@ -6,11 +6,33 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync, existsSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import {
+  closeSync,
+  cpSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  existsSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
-import { makeSandbox, destroySandbox, nspod, nspodOk, memoryHierarchy, cgroupPids } from '../helpers.js';
+import {
+  makeSandbox,
+  destroySandbox,
+  nspod,
+  nspodOk,
+  memoryHierarchy,
+  cgroupPids,
+  cliPath,
+  projectDir,
+  waitFor,
+  alive,
+} from '../helpers.js';
 import type { Sandbox } from '../helpers.js';
-import { startDaemon, supervisedEnv } from './sup-helpers.js';
+import { readPid, startDaemon, supervisedEnv } from './sup-helpers.js';
 
 const podYaml = (name: string, memory = '32Mi'): string => `
 apiVersion: v1
@@ -110,5 +132,47 @@ describe('nspod play through the daemon (control socket)', () => {
     assert.equal(again.code, 4, again.stderr);
     assert.match(again.stderr, /^Error: .*twice.*already exists/);
     await nspodOk(sb, ['rm', '-f', 'twice']);
+  });
+
+  it('a daemon of another build (an upgrade since it started): the client plays the pod itself and says so', async () => {
+    const other = supervisedEnv(await makeSandbox());
+    // The same code from another place is another build: the identity holds the bundle's path.
+    const bin = path.join(projectDir, 'dist-test', `bin-other-${process.pid}`);
+    cpSync(path.dirname(cliPath), bin, { recursive: true });
+    let daemon: number | undefined;
+    try {
+      const fd = openSync(path.join(other.runRoot, 'other-serve.log'), 'a');
+      const child = spawn(process.execPath, [path.join(bin, 'nspod.js'), 'serve', '--no-cri'], {
+        env: other.env,
+        cwd: '/',
+        detached: true,
+        stdio: ['ignore', fd, fd],
+      });
+      child.unref();
+      closeSync(fd);
+      daemon = child.pid!;
+      await waitFor(
+        "the other build's daemon to be ready",
+        () => {
+          if (!alive(daemon!)) throw new Error(readFileSync(path.join(other.runRoot, 'other-serve.log'), 'utf8'));
+          return readPid(path.join(other.runRoot, 'supervisor.ready')) === daemon;
+        },
+        60_000,
+      );
+      const file = path.join(other.root, 'pod.yaml');
+      writeFileSync(file, podYaml('upgraded'));
+      const r = await nspod({ ...other, env: { ...other.env, CLIENT_MARK: 'new' } }, ['play', file]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /^note: the nspod daemon was started by another build of nspod; restart it/m);
+      for (const env of conmonEnvs(other, await podId(other, 'upgraded'))) assert.ok(env.includes('CLIENT_MARK=new'));
+      await nspodOk(other, ['rm', '-f', 'upgraded']);
+    } finally {
+      if (daemon && alive(daemon)) {
+        process.kill(daemon, 'SIGTERM');
+        await waitFor('the other daemon to stop', () => !alive(daemon!), 20_000).catch(() => undefined);
+      }
+      rmSync(bin, { recursive: true, force: true });
+      await destroySandbox(other);
+    }
   });
 });
