@@ -53,9 +53,20 @@ export function connect(socket: string): CriClient {
   };
 }
 
-/** Starts `nspod cri serve` in a fresh sandbox and waits until it answers Version. */
-export async function startCri(): Promise<CriFixture> {
+/**
+ * Starts `nspod cri serve` in a fresh sandbox and waits until it answers Version. `prepare` may
+ * change the sandbox (its CNI config, its env) before the server starts.
+ */
+export async function startCri(prepare?: (sb: Sandbox) => Promise<void>): Promise<CriFixture> {
   const sb = await makeSandbox();
+  if (prepare) {
+    try {
+      await prepare(sb);
+    } catch (e) {
+      await destroySandbox(sb);
+      throw e;
+    }
+  }
   const socket = path.join(sb.runRoot, 'cri.sock');
   const server = spawn(process.execPath, [cliPath, 'cri', 'serve', '--socket', socket], {
     env: sb.env,
