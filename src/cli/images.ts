@@ -2,12 +2,9 @@
 import type { Command } from 'commander';
 import type { Runtime } from '../pod/index.js';
 import { age, bytes, parseFormat, render, shortId, table } from './format.js';
+import { examples } from './util.js';
 
 type Open = () => Promise<Runtime>;
-
-function examples(...lines: string[]): string {
-  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
-}
 
 export function registerImageCommands(program: Command, open: Open): void {
   program

@@ -3,14 +3,12 @@
  * The nspod command. A thin adapter: parse arguments, call the Runtime API, print. Error codes
  * map to exit statuses here and only here.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import type { Runtime } from '../pod/index.js';
 import type { Host } from '../host/index.js';
 import { NspodError, messageOf } from '../errors/index.js';
 import type { ErrorCode } from '../errors/index.js';
-import { projectDir } from '../config/index.js';
+import { nspodVersion } from '../config/index.js';
 import { registerPlayCommand } from './play-command.js';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
@@ -22,8 +20,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   UNAVAILABLE: 6,
 };
 
-const version = (JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as { version: string })
-  .version;
+const version = nspodVersion();
 
 interface GlobalOptions {
   root?: string;

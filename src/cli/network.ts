@@ -2,12 +2,9 @@
 import type { Command } from 'commander';
 import type { Runtime } from '../pod/index.js';
 import { parseFormat, render, table } from './format.js';
+import { examples } from './util.js';
 
 type Open = () => Promise<Runtime>;
-
-function examples(...lines: string[]): string {
-  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
-}
 
 export function registerNetworkCommands(program: Command, open: Open): void {
   const net = program.command('network').description('CNI networks that pods join (nspod network --help)');

@@ -4,16 +4,16 @@
  * takes the work (src/supervisor/control.ts). Only when it plays the pod itself does it load
  * ./play.js and open the Runtime.
  */
-import { promises as fs, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
 import type { Runtime } from '../pod/index.js';
-import { loadConfig, projectDir } from '../config/index.js';
+import { loadConfig, nspodVersion } from '../config/index.js';
 import type { Config } from '../config/index.js';
 import { notFound } from '../errors/index.js';
 import { buildIdentity, controlSocketPath, forwardPlay, relevantEnv } from '../supervisor/control.js';
 import type { PlayIo, PlayRequest } from '../supervisor/control.js';
 import { cliMainPath, ensureSupervisor } from '../supervisor/files.js';
+import { examples, readStdin } from './util.js';
 
 /** True unless --no-supervise or NSPOD_SUPERVISE=0. */
 export function wantSupervisor(flag: boolean | undefined): boolean {
@@ -30,17 +30,8 @@ export async function startSupervisorIfNeeded(config: Config): Promise<void> {
 
 /** This nspod build, as the daemon and the `play` command compare it before handing work over. */
 export function cliIdentity(): string {
-  const pkg = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as { version: string };
-  return buildIdentity(pkg.version, cliMainPath());
+  return buildIdentity(nspodVersion(), cliMainPath());
 }
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-const examples = (...lines: string[]): string => `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 
 export function registerPlayCommand(program: Command, open: () => Promise<Runtime>): void {
   program

@@ -49,7 +49,7 @@ export async function playText(rt: Runtime, req: PlayRequest, io: PlayIo): Promi
         { reason: 'Started', pod, container: c.name, message: `Started container ${c.name}` },
       ]),
     );
-    await runPostStartHooks(rt, r.pod.id, io.err);
+    await runPostStartHooks(rt, rec, io.err);
     if (req.supervise) await markSupervised(rec);
     io.out(`pod/${r.pod.name} ${r.pod.state.toLowerCase()} (id ${shortId(r.pod.id)})`);
     for (const c of r.pod.containers) io.out(`  container ${c.name} ${c.state} ${shortId(c.id)}`);

@@ -9,12 +9,9 @@ import { invalidArgument, notFound } from '../errors/index.js';
 import { age, bytes, parseFormat, render, shortId, table } from './format.js';
 import { podRows, podTable } from './supervisor.js';
 import { registerPlayCommand } from './play-command.js';
+import { examples } from './util.js';
 
 type Open = () => Promise<Runtime>;
-
-function examples(...lines: string[]): string {
-  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
-}
 
 function intArg(name: string) {
   return (v: string): number => {

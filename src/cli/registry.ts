@@ -6,12 +6,9 @@ import { invalidArgument } from '../errors/index.js';
 import { parseReference } from '../image/index.js';
 import type { PullEvent } from '../image/registry/pull.js';
 import { bytes, parseFormat, render } from './format.js';
+import { examples, readStdin } from './util.js';
 
 type Open = () => Promise<Runtime>;
-
-function examples(...lines: string[]): string {
-  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
-}
 
 const short = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
 
@@ -66,12 +63,6 @@ function lineProgress(write: (s: string) => void): (e: PullEvent) => void {
       return write(`${short(e.digest)}: ${e.phase} ${bytes(e.total)}`);
     write(`${short(e.digest)}: ${e.phase}`);
   };
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The registry a login names: a bare host, or the domain of a reference. */

@@ -8,6 +8,7 @@ import type { Host } from '../host/index.js';
 import type { Spawner } from '../host/spawner.js';
 import { runHandler, stopContainer } from '../pod/index.js';
 import type { PodSpec } from '../spec/types.js';
+import type { PodRecord } from '../state/index.js';
 import type { Probe } from '../spec/probe-types.js';
 import { failedPrecondition, invalidArgument, isNspodError } from '../errors/index.js';
 import { openEventLog } from '../events/index.js';
@@ -150,10 +151,9 @@ export async function playWithInit(
  */
 export async function runPostStartHooks(
   rt: Runtime,
-  podId: string,
+  pod: PodRecord,
   warn: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
 ): Promise<void> {
-  const pod = await rt.podRecord(podId);
   const events = openEventLog(rt.config.root);
   await Promise.all(
     (await rt.ctx.state.containers(pod.id)).map(async (rec) => {

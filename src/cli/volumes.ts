@@ -6,12 +6,9 @@ import type { Runtime } from '../pod/index.js';
 import type { ConfigKind } from '../volume/index.js';
 import { hasErrno, invalidArgument, notFound } from '../errors/index.js';
 import { age, bytes, parseFormat, render, table } from './format.js';
+import { examples } from './util.js';
 
 type Open = () => Promise<Runtime>;
-
-function examples(...lines: string[]): string {
-  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
-}
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 

@@ -9,7 +9,7 @@
  *   NSPOD_CNI_PLUGIN_DIRS (default /usr/lib/cni:/opt/cni/bin)  where CNI plugin binaries are
  *   NSPOD_NETWORK (default: the first config)  the network of pods that name none
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,6 +45,13 @@ export const projectDir = ((): string => {
   while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   return dir;
 })();
+
+let version: string | undefined;
+/** nspod's version, from the project's package.json (read once). */
+export function nspodVersion(): string {
+  return (version ??= (JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as { version: string })
+    .version);
+}
 
 export function loadConfig(opts: ConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const runtime = opts.runtime ?? env.NSPOD_RUNTIME;

@@ -8,12 +8,12 @@
  * Pods and containers made here are ordinary nspod pods (`nspod pods`, `ps`, `inspect` show
  * them) and pods made by `nspod play` are listed here.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { openRuntime } from '../pod/index.js';
 import type { Runtime, RuntimeOptions } from '../pod/index.js';
-import { projectDir } from '../config/index.js';
+import { nspodVersion, projectDir } from '../config/index.js';
 import { invalidArgument, checkSocketPath } from '../errors/index.js';
 import { loadCri } from './proto.js';
 import { makeRuntimeService } from './runtime-service.js';
@@ -51,8 +51,7 @@ export async function startCriServer(o: CriServerOptions = {}): Promise<CriServe
   const rt = o.api ?? (await openRuntime(o));
   const socket = path.resolve(o.socket ?? path.join(rt.config.runRoot, 'nspod.sock'));
   checkSocketPath(socket, o.socket ? '--socket' : 'CRI socket (<run-root>/nspod.sock)');
-  const version = (JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as { version: string })
-    .version;
+  const version = nspodVersion();
   const relay = process.env.NSPOD_RELAY ?? path.join(projectDir, 'native', 'nspod-relay');
   const { host, port } = parseStreamAddr(o.streamAddr);
   const streaming = await startStreamingServer({ rt, relay, host, port });

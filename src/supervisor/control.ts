@@ -15,6 +15,7 @@
  * command does, only where it runs.
  */
 import net from 'node:net';
+import path from 'node:path';
 import { promises as fs, statSync } from 'node:fs';
 import { NspodError, checkSocketPath } from '../errors/index.js';
 import type { ErrorCode } from '../errors/index.js';
@@ -51,7 +52,7 @@ type Message =
   | { t: 'declined'; why: string }
   | { t: 'error'; code: ErrorCode; message: string; stack?: string };
 
-export const controlSocketPath = (runRoot: string): string => `${runRoot.replace(/\/+$/, '')}/control.sock`;
+export const controlSocketPath = (runRoot: string): string => path.join(runRoot, 'control.sock');
 
 /** This build of nspod: the version and the file the code runs from (a rebuilt bundle differs). */
 export function buildIdentity(version: string, mainFile: string): string {
